@@ -20,6 +20,10 @@ export function bitsToF32(bits: number): number {
 /** fp32 bit pattern → fp16 bit pattern, round-to-nearest-even. */
 export function f32BitsToF16(x: number): number {
   const sign = (x >>> 16) & 0x8000;
+  const ax = x & 0x7fffffff;
+  // Fast path: results that are normal fp16 values, below the 65520 tie that rounds up to Inf. Adding the rounding
+  // bias to the rebiased bits lets a mantissa carry flow into the exponent.
+  if (ax >= 0x38800000 && ax < 0x477ff000) return sign | ((ax - 0x38000000 + 0xfff + ((ax >>> 13) & 1)) >>> 13);
   const e = (x >>> 23) & 0xff;
   const m = x & 0x7fffff;
   if (e === 0xff) return m !== 0 ? sign | 0x7e00 : sign | 0x7c00;

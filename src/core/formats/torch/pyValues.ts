@@ -79,35 +79,47 @@ export class PyCallable {
   ) {}
 }
 
-/** `torch.FloatStorage` and friends; `dtype` null for untyped storages, `unsupported` for quantized ones. */
+/** `torch.FloatStorage` and friends, and `torch.UntypedStorage` (bytes). */
 export class TorchStorageType {
   constructor(
     readonly qualname: string,
-    readonly dtype: Dtype | null,
-    readonly unsupported?: string,
+    /** torch dtype name of an element ('uint8' for untyped storages). */
+    readonly torchDtype: string,
+    readonly untyped: boolean,
   ) {}
 }
 
 /** `torch.float16` etc.; `dtype` is undefined for torch dtypes safetensors has no name for (complex128, qint8…). */
 export class TorchDtype {
-  constructor(readonly torchName: string, readonly dtype: Dtype | undefined) {}
+  constructor(
+    readonly torchName: string,
+    readonly dtype: Dtype | undefined,
+    readonly size: number,
+  ) {}
 }
 
 export class TorchDevice {
   constructor(readonly spec: string) {}
 }
 
-/** A storage named by a persistent id. `dtype` null = untyped (bytes). Resolved to file bytes by the reader. */
+/** A storage named by a persistent id; the reader maps `key` to file bytes. */
 export class TorchStorage {
   constructor(
     readonly key: string,
-    readonly dtype: Dtype | null,
-    /** Elements of `dtype` (bytes when untyped). */
+    readonly type: TorchStorageType,
+    /** undefined when safetensors cannot name the element type (tensors on it become opaque). */
+    readonly dtype: Dtype | undefined,
+    readonly elementSize: number,
+    /** Elements (bytes when untyped). */
     readonly numel: number,
     readonly location: string,
-    /** Legacy format storage views: the root storage and the element offset into it. */
-    readonly root?: { key: string; elementOffset: number },
+    /** Legacy-format storage views: the root storage key and the element offset into it. */
+    readonly root?: { readonly key: string; readonly elementOffset: number },
   ) {}
+
+  get byteLength(): number {
+    return this.numel * this.elementSize;
+  }
 }
 
 export class TorchTensor {
@@ -155,8 +167,11 @@ export function pyTypeName(v: PyValue): string {
   return v.typeName;
 }
 
+/** Tuples used as dict keys nest this deep at most (hashing recurses). */
+const MAX_KEY_DEPTH = 32;
+
 /** A string identity for hashable keys (None, bool, int, float, str, bytes, tuples of those); undefined otherwise. */
-function hashKey(v: PyValue): string | undefined {
+function hashKey(v: PyValue, depth = 0): string | undefined {
   if (v === null) return 'N';
   switch (typeof v) {
     // Python: True == 1 and 1 == 1.0 hash alike; dict keys in checkpoints are strings, so only ints/floats matter.
@@ -171,9 +186,10 @@ function hashKey(v: PyValue): string | undefined {
   }
   if (v instanceof Uint8Array) return `b${Buffer.from(v).toString('hex')}`;
   if (v instanceof PyTuple) {
+    if (depth >= MAX_KEY_DEPTH) return undefined;
     const parts: string[] = [];
     for (const item of v.items) {
-      const h = hashKey(item);
+      const h = hashKey(item, depth + 1);
       if (h === undefined) return undefined;
       parts.push(h);
     }

@@ -1,0 +1,480 @@
+#!/usr/bin/env node
+// LoRA Lens end to end, in a real VS Code (code-server) driven through Chromium.
+//
+// usage: node test/e2e/run.mjs [--only a,c] [--no-build] [--vsix file.vsix] [--keep] [--update-docs]
+//   --only         run only these scenarios (ids below)
+//   --no-build     use dist/ as it is
+//   --vsix         install this packaged extension instead of linking the repo
+//   --keep         keep the temp dir (workspaces, user data, logs)
+//   --update-docs  after a fully green run, copy the best screenshots into docs/
+// env: LORA_LENS_E2E_BIG_MB (size of the synthetic base for the cancel scenario, default 400)
+//
+// Prints one line per step, a screenshot per scenario under test-results/e2e/, and ends with "N passed, N failed".
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildExtension, log, repoRoot, resultsDir, sleep, startSession, waitFor } from './harness.mjs';
+import { buildBigWorkspace, buildMainWorkspace, buildParityWorkspace, oracle, readCase } from './sampleWorkspace.mjs';
+import { compareSafetensors, readSafetensors } from './safetensors.mjs';
+
+const argv = process.argv.slice(2);
+const flag = (n) => argv.includes(n);
+const opt = (n) => { const i = argv.indexOf(n); return i >= 0 ? argv[i + 1] : undefined; };
+const only = opt('--only')?.split(',').map((s) => s.trim()).filter(Boolean);
+
+const CMD = {
+  inspect: 'LoRA Lens: Inspect Adapter…',
+  merge: 'LoRA Lens: Merge Adapter into Base…',
+  unmerge: 'LoRA Lens: Unmerge Adapter…',
+  parity: 'LoRA Lens: Run Parity Check…',
+  compare: 'LoRA Lens: Compare Adapters…',
+  linkBase: 'LoRA Lens: Link Base Model…',
+};
+
+// ---------------------------------------------------------------- helpers shared by the scenarios
+
+const num = (s) => Number.parseFloat(String(s).replace(/[^0-9eE+\-.]/g, ''));
+const close = (a, b, rel = 1e-3) => Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
+
+/** Rows of the inspector table as { module, r, alpha, scaling, mask } texts. */
+async function layerRows(frame) {
+  return frame.locator('[data-testid=layer-row]').evaluateAll((rows) => rows.map((row) => {
+    const cell = (c) => row.querySelector(`[data-col=${c}]`)?.textContent?.trim() ?? null;
+    return { module: cell('module'), r: cell('r'), alpha: cell('alpha'), scaling: cell('scaling'), mask: cell('mask') };
+  }));
+}
+
+/** The row whose module cell names this module (PEFT key prefixes such as base_model.model. may be shown). */
+function rowFor(rows, module) {
+  return rows.find((r) => r.module === module) ?? rows.find((r) => r.module?.endsWith(module) || r.module?.includes(module));
+}
+
+/** Fills a text field that may be a plain <input> or a web component (vscode-textfield) wrapping one. */
+async function fillField(frame, selector, value) {
+  const host = frame.locator(selector).first();
+  await host.waitFor({ timeout: 10000 });
+  const tag = await host.evaluate((e) => e.tagName);
+  const target = tag === 'INPUT' || tag === 'TEXTAREA' ? host : frame.locator(`${selector} input`).first();
+  await target.fill(value);
+  await target.press('Tab'); // commits fields that listen for "change"
+}
+
+/** Opens an adapter in the inspector: Quick Open (custom editor) first, the Inspect command as a fallback. */
+async function openInInspector(wb, workspace, rel, notes) {
+  await wb.openFile(rel);
+  try {
+    return await wb.webviewFrame('[data-testid=inspector]', { timeoutMs: 15000 });
+  } catch {
+    notes.push(`opening ${rel} did not show the inspector; used "${CMD.inspect}"`);
+    await wb.runCommand(CMD.inspect);
+    await answerDialogs(wb, { adapter: path.join(workspace, rel) }, { until: async () => false, max: 1 });
+    return wb.webviewFrame('[data-testid=inspector]', { timeoutMs: 20000 });
+  }
+}
+
+/**
+ * Answers the prompts a command shows (simple file dialogs, input boxes) by matching their title/placeholder
+ * against the keys of `answers` (e.g. { base, adapter, output }). Stops when `until()` is true, no prompt is open
+ * for a while, or after `max` prompts. Returns the prompts seen.
+ */
+async function answerDialogs(wb, answers, { until, max = 4, idleMs = 4000 } = {}) {
+  const seen = [];
+  const patterns = {
+    base: /base/i,
+    adapter: /adapter|lora|first|second|compare/i,
+    output: /save|output|merged|destination|write/i,
+  };
+  const order = Object.keys(answers);
+  while (seen.length < max) {
+    const open = await waitFor('a prompt', async () => (until && (await until())) ? 'done' : (await wb.quickInputVisible()) ? 'open' : null, { timeoutMs: idleMs }).catch(() => null);
+    if (open !== 'open') break;
+    const title = await wb.quickInputTitle();
+    // A QuickPick of choices (e.g. the merge confirmation) is the caller's business.
+    // The simple file dialog always shows a path in its box; a QuickPick of choices starts empty.
+    const value = await wb.page.locator('.quick-input-widget .quick-input-box input').inputValue().catch(() => '');
+    const isDialog = /^(\/|~|[A-Za-z]:\\)/.test(value);
+    if (!isDialog) break;
+    const key = order.find((k) => patterns[k]?.test(title) && !seen.some((s) => s.key === k)) ?? order.find((k) => !seen.some((s) => s.key === k));
+    if (!key) throw new Error(`unexpected prompt "${title}" (answered: ${seen.map((s) => s.key).join(', ')})`);
+    seen.push({ key, title });
+    await wb.typeIntoQuickInput(answers[key]);
+  }
+  return seen;
+}
+
+async function closeAllEditors(wb) {
+  await wb.page.keyboard.press('Escape').catch(() => {});
+  await wb.runCommand('View: Close All Editors').catch(() => {});
+  // A dirty editor asks whether to save; the scenarios never leave one on purpose.
+  await wb.page.locator('.monaco-dialog-box .monaco-button', { hasText: "Don't Save" }).click({ timeout: 800 }).catch(() => {});
+  await wb.dismissNotifications();
+}
+
+function listFiles(dir) {
+  const out = [];
+  const walk = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) walk(p); else out.push(p); } };
+  walk(dir);
+  return out;
+}
+
+/** Edits the open text editor with Find/Replace (Ctrl+H, Replace All) and saves; waits until the file on disk has it. */
+async function replaceInEditorAndSave(wb, file, from, to) {
+  const page = wb.page;
+  await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+H');
+  const find = page.locator('.editor-widget.find-widget .find-part .input').first();
+  const replace = page.locator('.editor-widget.find-widget .replace-part .input').first();
+  await find.waitFor({ timeout: 5000 });
+  await find.fill(from);
+  await replace.fill(to);
+  await waitFor(`"${from}" found`, async () => /1 of 1|^1 /.test(await page.locator('.editor-widget.find-widget .matchesCount').innerText().catch(() => '')), { timeoutMs: 5000 })
+    .catch(async (e) => { throw new Error(`${e.message}: find widget says "${await page.locator('.find-widget .matchesCount').innerText().catch(() => '?')}"`); });
+  await page.locator('.editor-widget.find-widget .replace-part .codicon-find-replace-all').first().click();
+  await page.keyboard.press('Escape');
+  await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+S');
+  const expected = fs.readFileSync(file, 'utf8').replace(from, to);
+  await waitFor(`${path.basename(file)} saved with ${to}`, () => fs.readFileSync(file, 'utf8') === expected, { timeoutMs: 10000 });
+}
+
+/** ✗ in the status bar: the glyph itself, or the codicon the extension renders for it ($(error)). */
+const isFailing = (it) => /✗|✘|fail|mismatch/i.test(`${it.text} ${it.label}`) || /codicon-(error|close|x)\b/.test(it.icons);
+
+async function problemRowsNaming(wb, needle) {
+  const rows = await wb.problems();
+  return rows.filter((r) => r.includes(needle));
+}
+
+// ---------------------------------------------------------------- scenarios
+
+const scenarios = [];
+const scenario = (id, name, fn, { timeoutMs = 120000, workspace = 'main' } = {}) => scenarios.push({ id, name, fn, timeoutMs, workspace });
+
+scenario('0', 'workbench loads and lists the LoRA Lens commands', async ({ wb, ws }) => {
+  await wb.focusWorkbench();
+  // The palette can miss late-registered commands on a fresh profile; reopen until all are listed.
+  const wanted = Object.values(CMD);
+  const listed = await waitFor('all LoRA Lens commands in the palette', async () => {
+    await wb.page.keyboard.press('F1');
+    const input = await wb.quickInput();
+    await input.fill('>LoRA Lens:');
+    await sleep(600);
+    const rows = await wb.page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+    await wb.page.keyboard.press('Escape');
+    return wanted.every((c) => rows.some((r) => r.includes(c))) ? rows : null;
+  }, { timeoutMs: 20000, intervalMs: 500 }).catch(async (e) => {
+    await wb.page.keyboard.press('F1');
+    await (await wb.quickInput()).fill('>LoRA Lens:');
+    await sleep(600);
+    const rows = await wb.page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+    await wb.screenshot('0-palette');
+    await wb.page.keyboard.press('Escape');
+    throw new Error(`${e.message}; listed: ${JSON.stringify(rows.map((r) => r.split('\n')[0]))}; missing: ${wanted.filter((c) => !rows.some((r) => r.includes(c))).join(', ')}`);
+  });
+  log(`  ${listed.length} LoRA Lens commands listed`);
+  await wb.page.keyboard.press('F1');
+  await (await wb.quickInput()).fill('>LoRA Lens:');
+  await sleep(500);
+  await wb.screenshot('0-palette');
+  await wb.page.keyboard.press('Escape');
+});
+
+scenario('a', 'inspect a PEFT adapter: r, α, scaling per layer', async ({ wb, ws, notes }) => {
+  await closeAllEditors(wb);
+  const c = readCase('peft-gpt2-fan_in_fan_out');
+  const frame = await openInInspector(wb, ws.main, 'peft-gpt2/adapter/adapter_model.safetensors', notes);
+  await frame.locator('[data-testid=layer-row]').first().waitFor({ timeout: 20000 });
+  const rows = await layerRows(frame);
+  log(`  rows: ${JSON.stringify(rows)}`);
+  assert.equal(rows.length, c.layers.length, 'one row per LoRA layer');
+  for (const l of c.layers) {
+    const row = rowFor(rows, l.module);
+    assert.ok(row, `a row for ${l.module}`);
+    assert.equal(num(row.r), l.r, `${l.module} r`);
+    assert.equal(num(row.alpha), l.alpha, `${l.module} alpha`);
+    assert.ok(close(num(row.scaling), l.scaling), `${l.module} scaling ${row.scaling} ≈ ${l.scaling}`);
+  }
+  const summary = await frame.locator('[data-testid=summary]').first().innerText({ timeout: 5000 }).catch(() => '');
+  log(`  summary: ${summary.replace(/\s+/g, ' ').slice(0, 200)}`);
+  assert.ok(summary.length > 0, 'the summary is shown');
+  await wb.screenshot('a-inspector-peft');
+});
+
+scenario('b', 'loralib checkpoint without config: set α and mask, save lora_config.json', async ({ wb, ws, notes }) => {
+  await closeAllEditors(wb);
+  const c = readCase('loralib-gpt2-c_attn');
+  const cfgFile = path.join(ws.main, 'loralib-gpt2', 'lora_config.json');
+  assert.ok(!fs.existsSync(cfgFile), 'no lora_config.json before the test');
+  const frame = await openInInspector(wb, ws.main, 'loralib-gpt2/adapter.safetensors', notes);
+  await frame.locator('[data-testid=layer-row]').first().waitFor({ timeout: 20000 });
+  let rows = await layerRows(frame);
+  log(`  rows before: ${JSON.stringify(rows)}`);
+  assert.equal(rows.length, c.layers.length, 'one row per LoRA layer');
+  for (const l of c.layers) {
+    const row = rowFor(rows, l.module);
+    assert.ok(row, `a row for ${l.module}`);
+    assert.equal(num(row.r), l.r, `${l.module} r`);
+    assert.ok(Number.isNaN(num(row.alpha)) || /unknown|\?/i.test(row.alpha), `${l.module} α shows unknown, got "${row.alpha}"`);
+  }
+  await wb.screenshot('b-loralib-unknown-alpha');
+  const alpha = c.layers[0].alpha;
+  await fillField(frame, '[data-testid=alpha-input]', String(alpha));
+  await fillField(frame, '[data-testid=mask-input]', '1,0,1');
+  // GPT-2's c_attn is a Conv1D (weight stored in × out): loralib needs fan_in_fan_out, as the oracle's config says.
+  const fifo = frame.locator('[data-testid=fifo-input]').first();
+  if (await fifo.count()) await fifo.setChecked(c.layers[0].fan_in_fan_out);
+  else notes.push('no [data-testid=fifo-input]; fan_in_fan_out left as is');
+  await frame.locator('[data-testid=save-config]').first().click();
+  await waitFor('lora_config.json beside the checkpoint', () => fs.existsSync(cfgFile), { timeoutMs: 10000 });
+  const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  log(`  lora_config.json: ${JSON.stringify(cfg)}`);
+  assert.equal(cfg.lora_alpha, alpha, 'lora_alpha saved');
+  assert.deepEqual(cfg.enable_lora, [true, false, true], 'enable_lora saved');
+  if (!notes.length) assert.equal(cfg.fan_in_fan_out, c.layers[0].fan_in_fan_out, 'fan_in_fan_out saved');
+  rows = await waitFor('the table to show the new scaling', async () => {
+    const rs = await layerRows(frame);
+    return rs.length === c.layers.length && c.layers.every((l) => close(num(rowFor(rs, l.module)?.scaling), l.scaling)) ? rs : null;
+  }, { timeoutMs: 10000 }).catch(async (e) => { throw new Error(`${e.message}; rows now ${JSON.stringify(await layerRows(frame))}`); });
+  log(`  rows after: ${JSON.stringify(rows)}`);
+  for (const l of c.layers) assert.equal(num(rowFor(rows, l.module).alpha), l.alpha, `${l.module} α now known`);
+  await wb.screenshot('b-loralib-config-saved');
+});
+
+scenario('g', 'merge the loralib checkpoint from the inspector\'s Merge button, with the saved config: matches the oracle', async ({ wb, ws }) => {
+  // Uses the lora_config.json scenario b saved: the whole "state α in the UI, then merge" path.
+  const dir = path.join(ws.main, 'loralib-gpt2');
+  assert.ok(fs.existsSync(path.join(dir, 'lora_config.json')), 'scenario b saved lora_config.json');
+  await closeAllEditors(wb);
+  await wb.openFile('loralib-gpt2/adapter.safetensors');
+  const frame = await wb.webviewFrame('[data-testid=action-merge]', { timeoutMs: 20000 });
+  const output = path.join(dir, 'merged-from-inspector.safetensors');
+  const { created } = await mergeViaPalette(wb, dir, { base: path.join(dir, 'base.safetensors'), output }, {
+    start: () => frame.locator('[data-testid=action-merge]').first().click(),
+  });
+  await wb.screenshot('g-loralib-merge-done');
+  const out = fs.existsSync(output) ? output : created[0];
+  assert.ok(out && fs.existsSync(out), 'a merged .safetensors was written');
+  const problems = compareSafetensors(out, oracle('loralib-gpt2-c_attn', 'merged.safetensors'));
+  assert.deepEqual(problems, [], `merged output matches the oracle: ${problems.slice(0, 5).join('; ')}`);
+});
+
+/** Runs the merge command end to end; returns the new output file (or null) and the prompts seen. */
+async function mergeViaPalette(wb, dir, answers, { onProgress, start } = {}) {
+  const before = new Set(listFiles(dir));
+  await wb.dismissNotifications(); // a previous merge's "Merged …" toast must not count as this one's
+  if (start) await start();
+  else await wb.runCommand(CMD.merge);
+  const prompts = await answerDialogs(wb, answers, {
+    until: async () => /^\s*Merge\b/.test(await wb.page.locator('.quick-input-list .monaco-list-row').first().innerText({ timeout: 200 }).catch(() => '')),
+  });
+  log(`  prompts: ${prompts.map((p) => `${p.key} ("${p.title}")`).join(', ')}`);
+  // The confirmation QuickPick: first item "Merge".
+  const items = await wb.quickPickItems();
+  log(`  confirmation: ${JSON.stringify(items.map((i) => i.replace(/\s+/g, ' ')))}`);
+  assert.match(items[0] ?? '', /^Merge/, 'first confirmation item is "Merge"');
+  await wb.pickQuickPickItem('Merge');
+  if (onProgress) return { before, result: await onProgress() };
+  const toast = await wb.waitForNotification(/merg|wrote|saved|done|complete/i, { timeoutMs: 60000 });
+  // Progress toasts also say "Merging…": wait for the one that is not a progress bar.
+  await waitFor('merge completion notification', async () => {
+    const texts = await wb.notificationTexts();
+    return texts.some((t) => /merged|wrote|saved|done|complete|finished/i.test(t) && !/merging/i.test(t));
+  }, { timeoutMs: 60000 }).catch(async (e) => { throw new Error(`${e.message}; notifications: ${JSON.stringify(await wb.notificationTexts())}`); });
+  void toast;
+  const created = listFiles(dir).filter((f) => !before.has(f) && f.endsWith('.safetensors'));
+  return { before, created };
+}
+
+scenario('c', 'merge from the palette: output matches the PyTorch oracle', async ({ wb, ws }) => {
+  await closeAllEditors(wb);
+  const dir = path.join(ws.main, 'peft-gpt2');
+  const output = path.join(dir, 'merged-e2e.safetensors');
+  const { created } = await mergeViaPalette(wb, dir, {
+    base: path.join(dir, 'base.safetensors'),
+    adapter: path.join(dir, 'adapter', 'adapter_model.safetensors'),
+    output,
+  });
+  await wb.screenshot('c-merge-done');
+  log(`  new files: ${created.map((f) => path.relative(ws.main, f)).join(', ')}`);
+  const out = fs.existsSync(output) ? output : created[0];
+  assert.ok(out && fs.existsSync(out), 'a merged .safetensors was written');
+  readSafetensors(out); // well-formed
+  const problems = compareSafetensors(out, oracle('peft-gpt2-fan_in_fan_out', 'merged.safetensors'));
+  assert.deepEqual(problems, [], `merged output matches the oracle: ${problems.slice(0, 5).join('; ')}`);
+  const leftovers = listFiles(dir).filter((f) => /\.tmp|\.partial|~$/.test(f));
+  assert.deepEqual(leftovers, [], 'no temp files left beside the output');
+});
+
+scenario('d', 'compare two adapters: diff view with rows', async ({ wb, ws }) => {
+  await closeAllEditors(wb);
+  await wb.runCommand(CMD.compare);
+  const prompts = await answerDialogs(wb, {
+    first: path.join(ws.main, 'llama-f16', 'adapter', 'adapter_model.safetensors'),
+    second: path.join(ws.main, 'llama-bf16-rslora', 'adapter', 'adapter_model.safetensors'),
+  }, { until: async () => false, max: 2 });
+  log(`  prompts: ${prompts.map((p) => `"${p.title}"`).join(', ')}`);
+  const frame = await wb.webviewFrame('[data-testid=diff]', { timeoutMs: 30000 });
+  await frame.locator('[data-testid=diff-row]').first().waitFor({ timeout: 30000 });
+  const rows = await frame.locator('[data-testid=diff-row]').evaluateAll((rs) => rs.map((r) => r.textContent.replace(/\s+/g, ' ').trim()));
+  log(`  ${rows.length} diff rows, e.g. ${rows.slice(0, 2).join(' | ')}`);
+  // Four modules are in both adapters (q_proj, v_proj of two layers); the bf16 one adds six more.
+  assert.ok(rows.length >= readCase('peft-llama-f16').layers.length, `at least ${readCase('peft-llama-f16').layers.length} rows`);
+  const cos = await frame.locator('[data-testid=diff-row] [data-col=cosine]').allInnerTexts();
+  assert.ok(cos.some((t) => !Number.isNaN(num(t))), `some cosine values shown: ${JSON.stringify(cos.slice(0, 4))}`);
+  await wb.screenshot('d-diff');
+});
+
+scenario('e', 'parity on save: a changed lora_alpha shows in Problems and the status bar, and clears', async ({ wb, ws }) => {
+  await wb.openWorkspace(ws.parity);
+  const cfgFile = path.join(ws.parity, 'adapter', 'adapter_config.json');
+  const original = fs.readFileSync(cfgFile, 'utf8');
+  const layer = readCase('peft-gpt2-fan_in_fan_out').layers[0].module;
+  const parityItem = () => wb.statusBarItem(/LoRA parity/i);
+  // Parity runs on save, not on open: the item may be hidden until the first check.
+  log(`  status bar at start: ${JSON.stringify(await parityItem()) ?? 'no LoRA parity item'}`);
+  await wb.openFile('adapter/adapter_config.json');
+  await wb.page.locator('.editor-instance .monaco-editor').first().waitFor({ timeout: 10000 });
+  assert.match(original, /"lora_alpha": 32,/, 'the config names lora_alpha 32');
+  await replaceInEditorAndSave(wb, cfgFile, '"lora_alpha": 32,', '"lora_alpha": 16,');
+  const bad = await waitFor(`a Problems entry naming ${layer}`, async () => (await problemRowsNaming(wb, 'c_attn')).length > 0 && problemRowsNaming(wb, 'c_attn'), { timeoutMs: 45000 })
+    .catch(async (e) => { throw new Error(`${e.message}; problems: ${JSON.stringify(await wb.problems())}`); });
+  log(`  problems: ${JSON.stringify(bad)}`);
+  assert.ok(bad.some((r) => r.includes(layer) || r.includes('h.0') || r.includes('h.1')), `a problem names a layer: ${JSON.stringify(bad)}`);
+  const failing = await waitFor('the status bar to show ✗', async () => {
+    const it = await parityItem();
+    return it && isFailing(it) ? it : null;
+  }, { timeoutMs: 20000 }).catch(async (e) => { throw new Error(`${e.message}; item: ${JSON.stringify(await parityItem())}`); });
+  log(`  status bar: ${JSON.stringify(failing)}`);
+  await wb.screenshot('e-parity-problems');
+  await replaceInEditorAndSave(wb, cfgFile, '"lora_alpha": 16,', '"lora_alpha": 32,');
+  assert.equal(fs.readFileSync(cfgFile, 'utf8'), original, 'the config is back as it was');
+  await waitFor('the parity problems to clear', async () => (await problemRowsNaming(wb, 'c_attn')).length === 0, { timeoutMs: 45000 })
+    .catch(async (e) => { throw new Error(`${e.message}; problems: ${JSON.stringify(await wb.problems())}`); });
+  const ok = await waitFor('the status bar to stop showing ✗', async () => {
+    const it = await parityItem();
+    return it && !isFailing(it) && !/sync|spin/.test(it.icons) ? it : null;
+  }, { timeoutMs: 20000 });
+  log(`  status bar after restore: ${JSON.stringify(ok)}`);
+  await wb.screenshot('e-parity-restored');
+}, { workspace: 'own' });
+
+scenario('f', 'cancel a running merge: no output file', async ({ wb, ws }) => {
+  await wb.openWorkspace(ws.big);
+  const dir = ws.big;
+  const output = path.join(dir, 'merged-cancelled.safetensors');
+  const inputs = listFiles(dir).map((f) => [f, fs.statSync(f).size, fs.statSync(f).mtimeMs]);
+  let clickedAt = 0;
+  const { before } = await mergeViaPalette(wb, dir, {
+    base: path.join(dir, 'base.safetensors'),
+    adapter: path.join(dir, 'adapter', 'adapter_model.safetensors'),
+    output,
+  }, {
+    onProgress: async () => {
+      const toast = await wb.waitForNotification(/merg/i, { timeoutMs: 20000 });
+      const cancel = toast.locator('.monaco-button', { hasText: 'Cancel' }).first();
+      await cancel.waitFor({ timeout: 10000 });
+      // Cancel mid-write when we can see it: the temp output appears beside the target once the first tensor is out.
+      const partial = await waitFor('a partial output', () => listFiles(dir).find((f) => !inputs.some(([g]) => g === f) && !f.includes(`${path.sep}.vscode${path.sep}`)), { timeoutMs: 4000, intervalMs: 50 }).catch(() => null);
+      log(`  ${partial ? `partial output while merging: ${path.basename(partial)}` : 'no partial output seen before Cancel'}`);
+      await wb.screenshot('f-merge-progress');
+      await cancel.click();
+      clickedAt = Date.now();
+      log('  clicked Cancel');
+    },
+  });
+  // The extension may confirm the cancellation; either way no output may appear.
+  await waitFor('the progress notification to go away', async () => !(await wb.notificationTexts()).some((t) => /merging/i.test(t)), { timeoutMs: 20000 });
+  log(`  progress gone ${((Date.now() - clickedAt) / 1000).toFixed(1)} s after Cancel; notifications: ${JSON.stringify(await wb.notificationTexts())}`);
+  await sleep(1500);
+  await wb.screenshot('f-merge-cancelled');
+  const texts = await wb.notificationTexts();
+  assert.ok(!texts.some((t) => /Merged \d+ tensors/i.test(t)), `the merge did not complete: ${JSON.stringify(texts)}`);
+  const created = listFiles(dir).filter((f) => !before.has(f) && !f.includes(`${path.sep}.vscode${path.sep}`));
+  assert.ok(!fs.existsSync(output), 'no output file after Cancel');
+  assert.deepEqual(created.map((f) => path.relative(dir, f)), [], 'no partial or temp files left');
+  for (const [f, size, mtime] of inputs) {
+    assert.equal(fs.statSync(f).size, size, `${path.relative(dir, f)} unchanged`);
+    assert.equal(fs.statSync(f).mtimeMs, mtime, `${path.relative(dir, f)} untouched`);
+  }
+}, { timeoutMs: 180000, workspace: 'own' });
+
+// ---------------------------------------------------------------- runner
+
+async function withTimeout(p, ms, what) {
+  let timer;
+  const t = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`${what} timed out after ${ms / 1000} s`)), ms); });
+  try { return await Promise.race([p, t]); } finally { clearTimeout(timer); }
+}
+
+async function main() {
+  const started = Date.now();
+  fs.rmSync(resultsDir, { recursive: true, force: true });
+  fs.mkdirSync(resultsDir, { recursive: true });
+  if (!flag('--no-build') && !opt('--vsix')) buildExtension();
+  const selected = scenarios.filter((s) => !only || only.includes(s.id));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lens-e2e-'));
+  const ws = { main: path.join(tmp, 'ws', 'main'), parity: path.join(tmp, 'ws', 'parity'), big: path.join(tmp, 'ws', 'big') };
+  log(`workspaces under ${path.join(tmp, 'ws')}`);
+  buildMainWorkspace(ws.main);
+  buildParityWorkspace(ws.parity);
+  if (selected.some((s) => s.id === 'f')) {
+    const mb = Number(process.env.LORA_LENS_E2E_BIG_MB || 400);
+    const big = buildBigWorkspace(ws.big, { megabytes: mb });
+    log(`synthetic base for the cancel scenario: ${big.layers} layers, ${(big.bytes / 2 ** 20).toFixed(0)} MiB`);
+  }
+  const results = [];
+  let session;
+  try {
+    session = await startSession({ tmpRoot: path.join(tmp, 'vscode'), vsix: opt('--vsix'), keepTmp: true });
+    const { wb } = session;
+    for (const s of selected) {
+      const notes = [];
+      const t = Date.now();
+      log(`── scenario ${s.id}: ${s.name}`);
+      try {
+        if (s.workspace !== 'own') await wb.ensureWorkspace(ws.main);
+        await withTimeout(s.fn({ wb, ws, notes, tmp }), s.timeoutMs, `scenario ${s.id}`);
+        results.push({ ...s, ok: true, ms: Date.now() - t, notes });
+        log(`   PASS ${s.id} (${((Date.now() - t) / 1000).toFixed(1)} s)${notes.length ? ` — note: ${notes.join('; ')}` : ''}`);
+      } catch (e) {
+        results.push({ ...s, ok: false, ms: Date.now() - t, notes, error: e });
+        log(`   FAIL ${s.id}: ${e.message.split('\n').slice(0, 6).join('\n        ')}`);
+        await wb.screenshot(`${s.id}-FAILED`);
+        for (let i = 0; i < 3; i++) await wb.page.keyboard.press('Escape').catch(() => {});
+      }
+    }
+  } catch (e) {
+    log(`harness failure: ${e.stack ?? e.message}`);
+    results.push({ id: 'harness', name: 'harness', ok: false, error: e, ms: 0, notes: [] });
+  } finally {
+    if (session) {
+      const outText = session.wb.outputChannelText();
+      if (outText) fs.writeFileSync(path.join(resultsDir, 'lora-lens-output.log'), outText);
+      await session.stop();
+    }
+    if (flag('--keep')) log(`kept ${tmp}`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  }
+
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.length - passed;
+  console.log('\nE2E summary');
+  for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.id.padEnd(2)} ${r.name} (${(r.ms / 1000).toFixed(1)} s)${r.ok ? '' : `\n         ${r.error?.message?.split('\n')[0]}`}`);
+  console.log(`  screenshots: ${path.relative(repoRoot, resultsDir)}/ ; total ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  if (failed === 0 && flag('--update-docs')) updateDocs();
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+function updateDocs() {
+  const docs = path.join(repoRoot, 'docs');
+  fs.mkdirSync(docs, { recursive: true });
+  const pick = { 'a-inspector-peft.png': 'inspector.png', 'b-loralib-config-saved.png': 'loralib-config.png', 'd-diff.png': 'diff.png', 'e-parity-problems.png': 'parity-problems.png' };
+  for (const [from, to] of Object.entries(pick)) {
+    const src = path.join(resultsDir, from);
+    if (fs.existsSync(src)) { fs.copyFileSync(src, path.join(docs, to)); log(`docs/${to} updated`); }
+  }
+}
+
+await main();

@@ -1,0 +1,240 @@
+/** The inspector: summary, actions, loralib editor, heatmap, per-layer table and spectrum (or a plain tensor list). */
+import type { InspectReport, LayerReport, TensorRow } from '../../src/core/reports';
+import type { InspectorAction, PersistedState } from '../../src/protocol/messages';
+import {
+  fmtBytes, fmtCount, heatmapGrid, isLoralib, LAYER_COLUMNS, maskChips, maskToText, needsLoralibEditor, parseMask,
+  rangeText, TENSOR_COLUMNS, type Column,
+} from '../model';
+import { clear, h } from '../dom';
+import { post, saveState } from '../rpc';
+import { t } from '../strings';
+import { renderHeatmap } from './heatmap';
+import { renderSpectrum } from './spectrum';
+import { VirtualTable } from './virtualTable';
+
+const LAYER_GRID = 'minmax(16em, 3fr) 7em 3em 4em 5em 9em 4em 8em 4.5em 6em 6em 5em';
+const TENSOR_GRID = 'minmax(18em, 4fr) 6em 12em 7em';
+
+export class InspectorView {
+  private report: InspectReport | null = null;
+  private baseLabel: string | null = null;
+  private layerTable: VirtualTable<LayerReport> | null = null;
+  private tensorTable: VirtualTable<TensorRow> | null = null;
+  private readonly spectrum = h('section', { class: 'panel spectrum', 'data-testid': 'spectrum' });
+  private state: Omit<PersistedState, 'protocolVersion'>;
+  private saveTimer = 0;
+
+  constructor(private readonly root: HTMLElement, restored: PersistedState | null) {
+    this.state = restored ?? { filter: '', sortKey: null, sortDesc: false, selected: null, scrollTop: 0 };
+  }
+
+  show(report: InspectReport, baseLabel: string | null): void {
+    // Keep the user's place across refreshes (file changed, config saved, base linked).
+    const table = this.layerTable ?? this.tensorTable;
+    if (table) this.captureState(table);
+    this.report = report;
+    this.baseLabel = baseLabel;
+    this.render();
+  }
+
+  private captureState(table: Pick<VirtualTable<unknown>, 'filter' | 'sortKey' | 'sortDesc' | 'selected' | 'scrollTop'>): void {
+    this.state = { filter: table.filter, sortKey: table.sortKey, sortDesc: table.sortDesc, selected: table.selected, scrollTop: table.scrollTop };
+  }
+
+  private persist = (): void => {
+    const table = this.layerTable ?? this.tensorTable;
+    if (!table) return;
+    this.captureState(table);
+    // Scrolling fires often; setState serializes, so batch it.
+    window.clearTimeout(this.saveTimer);
+    this.saveTimer = window.setTimeout(() => saveState(this.state), 200);
+  };
+
+  private render(): void {
+    const r = this.report!;
+    clear(this.root);
+    this.root.setAttribute('aria-busy', 'false');
+    this.layerTable = null;
+    this.tensorTable = null;
+    this.root.append(this.renderSummary(r));
+    if (r.kind === 'adapter') {
+      this.root.append(this.renderActions());
+      if (isLoralib(r.format)) this.root.append(this.renderLoralibEditor(r));
+    }
+    const filter = h('input', {
+      type: 'search',
+      class: 'filter',
+      'data-testid': 'filter',
+      placeholder: r.kind === 'adapter' ? t('Filter modules (e.g. q_proj layers.1)') : t('Filter tensors'),
+      'aria-label': t('Filter'),
+      value: this.state.filter,
+    });
+    if (r.kind === 'adapter') {
+      const table = new VirtualTable<LayerReport>({
+        columns: LAYER_COLUMNS.filter((c) => c.key !== 'rel' || r.basePath !== null || r.layers.some((l) => l.relNorm !== null)),
+        rowTestId: 'layer-row',
+        keyOf: (l) => l.module,
+        filterText: (l) => `${l.module} ${l.kind} ${l.baseKey ?? ''}`,
+        renderCell: renderLayerCell,
+        gridTemplate: r.basePath !== null || r.layers.some((l) => l.relNorm !== null) ? LAYER_GRID : LAYER_GRID.replace(/ 6em 5em$/, ' 5em'),
+        onSelect: (l) => renderSpectrum(this.spectrum, l),
+        onStateChange: this.persist,
+        label: t('Adapter layers'),
+      });
+      this.layerTable = table;
+      this.applyState(table);
+      table.setRows(r.layers);
+      filter.addEventListener('input', () => table.setFilter(filter.value));
+      const heat = renderHeatmap(
+        heatmapGrid(r.layers.map((l) => ({ module: l.module, value: l.normDelta ?? l.normBA }))),
+        { testId: 'heatmap', title: t('‖ΔW‖ by layer and module'), valueLabel: '‖ΔW‖', onPick: (m) => table.select(m, true) },
+      );
+      this.root.append(
+        h('div', { class: 'split' }, heat, this.spectrum),
+        h('section', { class: 'panel' }, h('div', { class: 'toolbar' }, h('h3', {}, t('Layers')), filter), table.el),
+      );
+      renderSpectrum(this.spectrum, r.layers.find((l) => l.module === this.state.selected) ?? null);
+      if (r.replacedTensors.length > 0) this.root.append(renderReplaced(r));
+    } else {
+      const table = new VirtualTable<TensorRow>({
+        columns: TENSOR_COLUMNS,
+        rowTestId: 'tensor-row',
+        keyOf: (x) => x.name,
+        gridTemplate: TENSOR_GRID,
+        onStateChange: this.persist,
+        label: t('Tensors'),
+      });
+      this.tensorTable = table;
+      this.applyState(table);
+      table.setRows(r.tensors);
+      filter.addEventListener('input', () => table.setFilter(filter.value));
+      this.root.append(h('section', { class: 'panel' }, h('div', { class: 'toolbar' }, h('h3', {}, t('Tensors')), filter), table.el));
+    }
+  }
+
+  private applyState<T>(table: VirtualTable<T>): void {
+    table.filter = this.state.filter;
+    table.sortKey = this.state.sortKey;
+    table.sortDesc = this.state.sortDesc;
+    table.selected = this.state.selected;
+    const top = this.state.scrollTop;
+    requestAnimationFrame(() => (table.scrollTop = top));
+  }
+
+  private renderSummary(r: InspectReport): HTMLElement {
+    const L = r.layers;
+    const dtypes = [...new Set((L.length ? L.map((l) => l.dtype) : r.tensors.map((x) => x.dtype)) as string[])].join(', ');
+    const rules = [...new Set(L.map((l) => l.scalingRule))].join(', ');
+    const items: [string, string][] = [[t('Format'), r.format]];
+    if (r.kind === 'adapter') {
+      items.push(
+        [t('Base model'), r.baseModel ?? '—'],
+        [t('Linked base'), this.baseLabel ?? t('none')],
+        [t('Layers'), String(L.length)],
+        ['r', rangeText(L.map((l) => l.r))],
+        ['α', L.some((l) => l.alpha === null) ? `${rangeText(L.map((l) => l.alpha))} (${t('unknown for some layers')})` : rangeText(L.map((l) => l.alpha))],
+        [t('Scaling'), `${rangeText(L.map((l) => l.scaling))} (${rules || '—'})`],
+      );
+    } else {
+      items.push([t('Tensors'), String(r.tensors.length)]);
+    }
+    items.push([t('Parameters'), fmtCount(r.parameterCount)], ['dtype', dtypes || '—'], [t('File size'), fmtBytes(r.fileSize)]);
+    const dl = h('dl', { class: 'summary-grid' });
+    for (const [k, v] of items) dl.append(h('dt', {}, k), h('dd', { title: v }, v));
+    const heading = r.kind === 'adapter' ? t('LoRA adapter') : t('Checkpoint (no LoRA layers found)');
+    const section = h('section', { class: 'panel summary', 'data-testid': 'summary' }, h('h2', {}, `${heading} · ${r.format}`), dl);
+    if (r.warnings.length > 0) {
+      const ul = h('ul', { class: 'warnings' });
+      for (const w of r.warnings) ul.append(h('li', { 'data-code': w.code }, w.module ? `${w.module}: ${w.message}` : w.message));
+      section.append(h('h3', {}, `${t('Warnings')} (${r.warnings.length})`), ul);
+    }
+    return section;
+  }
+
+  private renderActions(): HTMLElement {
+    const bar = h('div', { class: 'actions', role: 'toolbar', 'aria-label': t('Actions') });
+    const add = (action: InspectorAction, testId: string, label: string, secondary = true) => {
+      const b = h('vscode-button', { 'data-testid': testId, secondary });
+      b.textContent = label;
+      b.addEventListener('click', () => post({ type: 'action', action }));
+      bar.append(b);
+    };
+    add('linkBase', 'action-link-base', t('Link base model…'));
+    add('merge', 'action-merge', t('Merge…'), false);
+    add('parity', 'action-parity', t('Run parity check…'));
+    add('compare', 'action-compare', t('Compare with…'));
+    return bar;
+  }
+
+  private renderLoralibEditor(r: InspectReport): HTMLElement {
+    const first = r.layers[0];
+    const merged = r.layers.find((l) => l.enableLora !== null);
+    const alphaKnown = r.layers.find((l) => l.alpha !== null && l.sources.alpha === 'declared');
+    const alpha = h('input', {
+      type: 'number', min: '0', step: 'any', 'data-testid': 'alpha-input', id: 'alpha-input',
+      value: alphaKnown?.alpha ?? '', placeholder: t('e.g. 16'),
+    });
+    const mask = h('input', {
+      type: 'text', 'data-testid': 'mask-input', id: 'mask-input', value: merged ? maskToText(merged.enableLora) : '',
+      placeholder: '1,0,1', disabled: !merged,
+    });
+    const fifo = h('input', { type: 'checkbox', id: 'fifo-input', 'data-testid': 'fifo-input', checked: first?.fanInFanOut ?? false });
+    const error = h('p', { class: 'error-text', role: 'alert' });
+    const save = h('vscode-button', { 'data-testid': 'save-config' });
+    save.textContent = t('Save to lora_config.json');
+    save.addEventListener('click', () => {
+      error.textContent = '';
+      const a = alpha.value.trim() === '' ? null : Number(alpha.value);
+      if (a !== null && !(Number.isFinite(a) && a > 0)) {
+        error.textContent = t('α must be a positive number.');
+        return;
+      }
+      const m = merged && mask.value.trim() !== '' ? parseMask(mask.value) : null;
+      if (merged && mask.value.trim() !== '' && !m) {
+        error.textContent = t('The mask is a list of 1/0 per output block, e.g. 1,0,1.');
+        return;
+      }
+      post({ type: 'saveLoralibConfig', alpha: a, enableLora: m, fanInFanOut: fifo.checked });
+    });
+    const needs = needsLoralibEditor(r.format, r.layers);
+    return h(
+      'section',
+      { class: `panel loralib${needs ? ' attention' : ''}` },
+      h('h3', {}, t('loralib settings')),
+      h('p', { class: 'muted' }, needs
+        ? t('loralib checkpoints store neither α nor the enable_lora mask. State them here; they are saved to lora_config.json beside the checkpoint.')
+        : t('Values from lora_config.json beside the checkpoint.')),
+      h('div', { class: 'form-row' },
+        h('label', { for: 'alpha-input' }, 'lora_alpha'), alpha,
+        h('label', { for: 'mask-input' }, 'enable_lora'), mask,
+        h('label', { for: 'fifo-input', class: 'check' }, fifo, ' fan_in_fan_out'),
+        save),
+      error,
+    );
+  }
+}
+
+function renderLayerCell(col: Column<LayerReport>, l: LayerReport): Node | string {
+  if (col.key === 'mask') {
+    if (!l.enableLora) return '—';
+    const span = h('span', { class: `chips${l.sources.enableLora === 'inferred' ? ' inferred' : ''}` });
+    maskChips(l.enableLora).forEach((c, i) => {
+      if (i > 0) span.append(' ');
+      span.append(h('span', { class: `chip ${c.on ? 'on' : 'off'}` }, `${c.label} ${c.on ? '✓' : '✗'}`));
+    });
+    return span;
+  }
+  if (col.key === 'alpha' && l.sources.alpha !== 'declared') {
+    return h('span', { class: 'provenance', title: `α ${l.sources.alpha}` }, col.text(l));
+  }
+  return col.text(l);
+}
+
+function renderReplaced(r: InspectReport): HTMLElement {
+  const ul = h('ul', { class: 'replaced' });
+  for (const x of r.replacedTensors.slice(0, 200)) {
+    ul.append(h('li', {}, `${x.key} → ${x.baseKey ?? '?'} (${x.reason}, ${x.dtype} [${x.shape.join(', ')}])`));
+  }
+  if (r.replacedTensors.length > 200) ul.append(h('li', { class: 'muted' }, `… ${r.replacedTensors.length - 200} more`));
+  return h('section', { class: 'panel' }, h('h3', {}, `${t('Tensors replaced in the base')} (${r.replacedTensors.length})`), ul);
+}
