@@ -35,6 +35,13 @@ const CMD = {
 // ---------------------------------------------------------------- helpers shared by the scenarios
 
 const num = (s) => Number.parseFloat(String(s).replace(/[^0-9eE+\-.]/g, ''));
+/** A rounded display ("5.66") agrees with an exact value (5.65685…) to the digits it shows. */
+function shows(text, expected) {
+  const v = num(text);
+  if (Number.isNaN(v)) return false;
+  const decimals = (String(text).match(/\.(\d+)/)?.[1].length) ?? 0;
+  return Math.abs(v - expected) <= 0.5 * 10 ** -decimals + 1e-9 * Math.abs(expected);
+}
 const close = (a, b, rel = 1e-3) => Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
 
 /** Rows of the inspector table as { module, r, alpha, scaling, mask } texts. */
@@ -184,21 +191,56 @@ scenario('a', 'inspect a PEFT adapter: r, α, scaling per layer', async ({ wb, w
   await closeAllEditors(wb);
   const c = readCase('peft-gpt2-fan_in_fan_out');
   const frame = await openInInspector(wb, ws.main, 'peft-gpt2/adapter/adapter_model.safetensors', notes);
+  const rows = await assertLayerTable(frame, c);
+  log(`  rows: ${JSON.stringify(rows)}`);
+  const summary = await frame.locator('[data-testid=summary]').first().innerText({ timeout: 5000 }).catch(() => '');
+  log(`  summary: ${summary.replace(/\s+/g, ' ').slice(0, 200)}`);
+  assert.ok(summary.length > 0, 'the summary is shown');
+  await wb.screenshot('a-inspector-peft');
+});
+
+/** Asserts the inspector's rows against a case.json: one row per layer with its r, α and scaling. */
+async function assertLayerTable(frame, c) {
   await frame.locator('[data-testid=layer-row]').first().waitFor({ timeout: 20000 });
   const rows = await layerRows(frame);
-  log(`  rows: ${JSON.stringify(rows)}`);
-  assert.equal(rows.length, c.layers.length, 'one row per LoRA layer');
+  assert.equal(rows.length, c.layers.length, `one row per LoRA layer: ${JSON.stringify(rows.map((r) => r.module))}`);
   for (const l of c.layers) {
     const row = rowFor(rows, l.module);
     assert.ok(row, `a row for ${l.module}`);
     assert.equal(num(row.r), l.r, `${l.module} r`);
     assert.equal(num(row.alpha), l.alpha, `${l.module} alpha`);
-    assert.ok(close(num(row.scaling), l.scaling), `${l.module} scaling ${row.scaling} ≈ ${l.scaling}`);
+    assert.ok(shows(row.scaling, l.scaling), `${l.module} scaling ${row.scaling} ≈ ${l.scaling}`);
   }
-  const summary = await frame.locator('[data-testid=summary]').first().innerText({ timeout: 5000 }).catch(() => '');
-  log(`  summary: ${summary.replace(/\s+/g, ' ').slice(0, 200)}`);
-  assert.ok(summary.length > 0, 'the summary is shown');
-  await wb.screenshot('a-inspector-peft');
+  return rows;
+}
+
+scenario('h', 'inspect rsLoRA with rank/alpha patterns: per-layer values, filter, heatmap, spectrum', async ({ wb, ws, notes }) => {
+  await closeAllEditors(wb);
+  const c = readCase('peft-llama-bf16-rslora-patterns');
+  const frame = await openInInspector(wb, ws.main, 'llama-bf16-rslora/adapter/adapter_model.safetensors', notes);
+  await assertLayerTable(frame, c);
+  assert.ok(await frame.locator('[data-testid=heatmap]').count(), 'a heatmap');
+  // The filter narrows the table; clearing it brings every row back.
+  const filter = frame.locator('[data-testid=filter]').first();
+  await filter.fill('layers.1.self_attn.q_proj');
+  await waitFor('the filter to leave one row', async () => (await frame.locator('[data-testid=layer-row]').count()) === 1, { timeoutMs: 5000 });
+  await filter.fill('');
+  await waitFor('all rows back', async () => (await frame.locator('[data-testid=layer-row]').count()) === c.layers.length, { timeoutMs: 5000 });
+  // Selecting a layer shows the singular values of its ΔW.
+  const spectrum = frame.locator('[data-testid=spectrum]').first();
+  const before = await spectrum.innerHTML();
+  await frame.locator('[data-testid=layer-row]').filter({ hasText: 'layers.1.self_attn.q_proj' }).first().click();
+  await waitFor('the spectrum to change after selecting a layer', async () => (await spectrum.innerHTML()) !== before, { timeoutMs: 10000 });
+  log(`  spectrum: ${(await spectrum.innerText()).replace(/\s+/g, ' ').slice(0, 160)}`);
+  await wb.screenshot('h-inspector-rslora-spectrum');
+});
+
+scenario('k', 'inspect a kohya LoCon file: α from the file, conv layers', async ({ wb, ws, notes }) => {
+  await closeAllEditors(wb);
+  const c = readCase('kohya-locon-f16');
+  const frame = await openInInspector(wb, ws.main, 'kohya-locon/lora.safetensors', notes);
+  await assertLayerTable(frame, c);
+  await wb.screenshot('k-inspector-kohya');
 });
 
 scenario('b', 'loralib checkpoint without config: set α and mask, save lora_config.json', async ({ wb, ws, notes }) => {
@@ -234,7 +276,7 @@ scenario('b', 'loralib checkpoint without config: set α and mask, save lora_con
   if (!notes.length) assert.equal(cfg.fan_in_fan_out, c.layers[0].fan_in_fan_out, 'fan_in_fan_out saved');
   rows = await waitFor('the table to show the new scaling', async () => {
     const rs = await layerRows(frame);
-    return rs.length === c.layers.length && c.layers.every((l) => close(num(rowFor(rs, l.module)?.scaling), l.scaling)) ? rs : null;
+    return rs.length === c.layers.length && c.layers.every((l) => shows(rowFor(rs, l.module)?.scaling, l.scaling)) ? rs : null;
   }, { timeoutMs: 10000 }).catch(async (e) => { throw new Error(`${e.message}; rows now ${JSON.stringify(await layerRows(frame))}`); });
   log(`  rows after: ${JSON.stringify(rows)}`);
   for (const l of c.layers) assert.equal(num(rowFor(rows, l.module).alpha), l.alpha, `${l.module} α now known`);
@@ -470,7 +512,7 @@ async function main() {
 function updateDocs() {
   const docs = path.join(repoRoot, 'docs');
   fs.mkdirSync(docs, { recursive: true });
-  const pick = { 'a-inspector-peft.png': 'inspector.png', 'b-loralib-config-saved.png': 'loralib-config.png', 'd-diff.png': 'diff.png', 'e-parity-problems.png': 'parity-problems.png' };
+  const pick = { 'h-inspector-rslora-spectrum.png': 'inspector.png', 'b-loralib-config-saved.png': 'loralib-config.png', 'd-diff.png': 'diff.png', 'e-parity-problems.png': 'parity-problems.png' };
   for (const [from, to] of Object.entries(pick)) {
     const src = path.join(resultsDir, from);
     if (fs.existsSync(src)) { fs.copyFileSync(src, path.join(docs, to)); log(`docs/${to} updated`); }

@@ -276,7 +276,8 @@ function mutateJson(h: Obj, data: Uint8Array, rng: Rng, ops: string[]): { header
       const bits = dt && typeof dt[1] === 'string' && dt[1] in DTYPE_BITS ? DTYPE_BITS[dt[1] as keyof typeof DTYPE_BITS] : 32;
       const numel = dims.reduce((a, b) => a * BigInt(b), 1n as bigint);
       const off = field(t, 'data_offsets');
-      const begin = off && Array.isArray(off[1]) ? String(off[1][0]) : '0';
+      const b0 = off && Array.isArray(off[1]) ? off[1][0] : 0;
+      const begin = typeof b0 === 'number' ? String(b0) : '0';
       const end = BigInt(begin) + (numel * BigInt(bits)) / 8n;
       const sh = field(t, 'shape');
       if (sh) sh[1] = Raw.of(`[${dims.join(',')}]`);
