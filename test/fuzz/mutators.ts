@@ -3,7 +3,7 @@
  * JSON (offsets, shapes, dtypes, duplicate keys, deep nesting, bad UTF-8), zip header fields and entry layout, and
  * pickle opcodes/arguments inside data.pkl (re-zipped stored, as torch writes it) or in a legacy stream.
  */
-import { DTYPE_BITS } from '../../src/core/dtype';
+import { DTYPE_BITS, isDtype } from '../../src/core/dtype';
 import { GLOBALS, NO_ARG_OPCODES, pk, tokenize, type Token } from './pickleTools';
 import type { Rng } from './rng';
 import type { Seed } from './seeds';
@@ -273,7 +273,7 @@ function mutateJson(h: Obj, data: Uint8Array, rng: Rng, ops: string[]): { header
       if (!t) break;
       const dims = rng.pick([[1e15], [1e5, 1e5, 1e5], [2 ** 31, 2 ** 31], [2 ** 26, 8]]);
       const dt = field(t, 'dtype');
-      const bits = dt && typeof dt[1] === 'string' && dt[1] in DTYPE_BITS ? DTYPE_BITS[dt[1] as keyof typeof DTYPE_BITS] : 32;
+      const bits = dt && isDtype(dt[1]) ? DTYPE_BITS[dt[1]] : 32;
       const numel = dims.reduce((a, b) => a * BigInt(b), 1n as bigint);
       const off = field(t, 'data_offsets');
       const b0 = off && Array.isArray(off[1]) ? off[1][0] : 0;
@@ -712,11 +712,70 @@ function mutateLegacy(seed: Seed, rng: Rng, ops: string[], donor?: Uint8Array): 
   return out;
 }
 
+// ---------------------------------------------------------------- sharded index
+
+const SHARD_NAMES = [
+  '../base.safetensors', '/etc/passwd', '.', '', 'missing.safetensors', 'model.safetensors.index.json',
+  'sub/../model-00001-of-00002.safetensors', 'model-00001-of-00002.safetensors\u0000', 'model-00002-of-00002.safetensors',
+  './model-00001-of-00002.safetensors', 'MODEL-00001-OF-00002.SAFETENSORS',
+];
+
+function mutateIndex(seed: Seed, rng: Rng, ops: string[]): Uint8Array {
+  if (rng.chance(0.3)) return generic(seed.bytes, rng, ops);
+  const index = JSON.parse(Buffer.from(seed.bytes).toString('utf8')) as { metadata: unknown; weight_map: Record<string, unknown> };
+  const keys = Object.keys(index.weight_map);
+  const kind = rng.weighted([[35, 'file'], [15, 'value'], [15, 'key'], [10, 'metadata'], [10, 'duplicate'], [10, 'shape'], [5, 'nesting']] as const);
+  let text: string | undefined;
+  switch (kind) {
+    case 'file': {
+      const k = rng.pick(keys);
+      index.weight_map[k] = rng.pick(SHARD_NAMES);
+      ops.push(`weight_map[${k}]=${JSON.stringify(index.weight_map[k])}`);
+      break;
+    }
+    case 'value': {
+      const k = rng.pick(keys);
+      index.weight_map[k] = rng.pick<unknown>([null, 1, [], {}, true]);
+      ops.push(`weight_map[${k}] not a string`);
+      break;
+    }
+    case 'key': {
+      const k = rng.pick(keys);
+      const v = index.weight_map[k];
+      delete index.weight_map[k];
+      index.weight_map[rng.pick(['', 'missing.weight', '__proto__', `${k} `])] = v;
+      ops.push(`weight_map key ${k} renamed`);
+      break;
+    }
+    case 'metadata':
+      index.metadata = rng.pick<unknown>([null, 1, 'x', [], { total_size: -1 }, { total_size: 1e400 }]);
+      ops.push('index metadata');
+      break;
+    case 'duplicate': {
+      const body = JSON.stringify(index);
+      const k = rng.pick(keys);
+      text = body.replace('"weight_map":{', `"weight_map":{${JSON.stringify(k)}:"model-00002-of-00002.safetensors",`);
+      ops.push(`duplicate ${k}`);
+      break;
+    }
+    case 'shape':
+      text = rng.pick(['{}', '[]', '{"weight_map":[]}', '{"weight_map":{}}', 'null', '{"weight_map":{"a":"b"}']);
+      ops.push(`index ${text}`);
+      break;
+    case 'nesting':
+      index.metadata = JSON.parse('['.repeat(500) + ']'.repeat(500)) as unknown;
+      ops.push('index nesting 500');
+      break;
+  }
+  return utf8(text ?? JSON.stringify(index));
+}
+
 export function mutate(seed: Seed, rng: Rng, donor?: Seed): Mutated {
   const ops: string[] = [];
   const donorPkl = donor?.zip?.entries.find((e) => e.name.endsWith('/data.pkl'))?.data;
   let bytes: Uint8Array;
   if (seed.kind === 'safetensors') bytes = mutateSafetensors(seed, rng, ops);
+  else if (seed.kind === 'safetensors-index') bytes = mutateIndex(seed, rng, ops);
   else if (seed.kind === 'torch-legacy') bytes = mutateLegacy(seed, rng, ops, donorPkl);
   else if (!seed.zip) bytes = generic(seed.bytes, rng, ops);
   else {

@@ -107,6 +107,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
   const seeds = loadSeeds();
   const dir = mkdtempSync(join(scratchRoot(), 'lora-lens-fuzz-'));
   const watchdog = startWatchdog(opts.hangMs ?? 30_000, opts.seed, dir);
+  for (const s of seeds) for (const [name, bytes] of s.companions ?? []) writeFileSync(join(dir, name), bytes);
   const start = opts.start ?? 0;
   const indices = opts.only ?? Array.from({ length: opts.cases }, (_, k) => start + k);
   const outcomes: Record<string, number> = {};

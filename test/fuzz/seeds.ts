@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { f32Bytes, pickleOf, torchLegacy } from '../unit/torch/build';
 import { buildZip, parseSeedZip, type ParsedZip } from './zipTools';
 
-export type SeedKind = 'safetensors' | 'torch-zip' | 'torch-legacy';
+export type SeedKind = 'safetensors' | 'torch-zip' | 'torch-legacy' | 'safetensors-index';
 
 export interface Seed {
   readonly name: string;
@@ -22,6 +22,8 @@ export interface Seed {
   readonly zip?: ParsedZip;
   /** adapter_config.json (or lora_config.json) beside the fixture, for loadAdapter-style processing. */
   readonly config?: Record<string, unknown>;
+  /** Files written once beside the mutated one (the shards of an index seed); never mutated. */
+  readonly companions?: ReadonlyArray<readonly [name: string, bytes: Uint8Array]>;
 }
 
 export const repoRoot = resolve(__dirname, '../..');
@@ -111,6 +113,22 @@ export function loadSeeds(): Seed[] {
     seeds.push({ name: `${small.name}#zip64`, kind: 'torch-zip', bytes: z64, fileName: small.fileName, weight: 0.5, ...(small.config ? { config: small.config } : {}) });
     const deflated = buildZip(entries.map((e) => ({ ...e, method: e.name.endsWith('data.pkl') ? 8 : 0 })));
     seeds.push({ name: `${small.name}#deflated-pkl`, kind: 'torch-zip', bytes: deflated, fileName: small.fileName, weight: 0.5, ...(small.config ? { config: small.config } : {}) });
+  }
+  // A sharded set: the index is mutated, its two shards (small oracle bases) sit beside it unchanged.
+  const shardSeeds = seeds.filter((s) => s.kind === 'safetensors' && s.name.endsWith('base.safetensors')).slice(0, 2);
+  if (shardSeeds.length === 2) {
+    const companions = shardSeeds.map((s, i) => [`model-0000${i + 1}-of-00002.safetensors`, s.bytes] as const);
+    const weightMap: Record<string, string> = {};
+    companions.forEach(([file, bytes]) => {
+      const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+      const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, unknown>;
+      for (const k of Object.keys(header)) if (k !== '__metadata__') weightMap[k] ??= file;
+    });
+    const index = { metadata: { total_size: companions.reduce((a, [, b]) => a + b.length, 0) }, weight_map: weightMap };
+    seeds.push({
+      name: 'synthetic/model.safetensors.index.json', kind: 'safetensors-index', fileName: 'model.safetensors.index.json',
+      bytes: new Uint8Array(Buffer.from(JSON.stringify(index, null, 2))), weight: 1.5, companions,
+    });
   }
   seeds.push({ name: 'synthetic/legacy.bin', kind: 'torch-legacy', bytes: legacySeed(), fileName: 'legacy.bin', weight: 1.5 });
   cached = seeds;

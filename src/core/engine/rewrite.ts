@@ -5,13 +5,14 @@
  * a cancellation or an input changing underneath leaves no output and no temp file.
  */
 import { promises as fsp, readFileSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Adapter } from '../adapter/types';
 import { throwIfCancelled, type CancelToken, type ProgressSink } from '../cancel';
 import type { Checkpoint, TensorInfo } from '../checkpoint';
 import type { ComputeBackend } from '../compute/backend';
 import { DTYPE_BITS, type Dtype } from '../dtype';
 import { ioError } from '../errors';
+import { fsError } from '../io/fsError';
 import { AtomicOutput, checkFreeSpace, cleanStaleTemps } from '../io/atomicFile';
 import { SafetensorsWriter } from '../formats/safetensors/writer';
 import { isFloatDtype, mergeTensor } from './mergeTensor';
@@ -108,25 +109,24 @@ export async function rewriteCheckpoint(a: RewriteArgs): Promise<RewriteResult> 
   const totalOut = base.tensors.reduce((s, t) => s + outBytesOf(t), 0);
   const totalIn = base.tensors.reduce((s, t) => s + t.byteLength, 0);
 
-  let createdDir = false;
+  // The top-most folder mkdir created: folders we made are removed again (empty ones only) if nothing is written.
+  let created: string | undefined;
   try {
-    await fsp.access(layout.dir);
-  } catch {
-    await fsp.mkdir(layout.dir, { recursive: true });
-    createdDir = true;
+    created = await fsp.mkdir(layout.dir, { recursive: true });
+  } catch (e) {
+    throw fsError(e, layout.dir);
   }
-  await cleanStaleTemps(layout.dir);
-  await checkFreeSpace(layout.dir, totalOut + 1024 * 1024 * base.files.length);
-
   const writers: SafetensorsWriter[] = [];
   let indexOut: AtomicOutput | null = null;
   const abortAll = async () => {
     await Promise.all(writers.map((w) => w.abort().catch(() => undefined)));
     await indexOut?.abort().catch(() => undefined);
-    if (createdDir) await fsp.rmdir(layout.dir).catch(() => undefined);
+    if (created) await removeEmptyDirs(layout.dir, created);
   };
 
   try {
+    await cleanStaleTemps(layout.dir);
+    await checkFreeSpace(layout.dir, totalOut + 1024 * 1024 * base.files.length);
     for (let i = 0; i < base.files.length; i++) {
       const entries = groups[i]!.map((t) => ({ name: t.name, dtype: outDtypeOf(t, a.floatDtype), shape: [...t.shape] }));
       writers.push(
@@ -225,6 +225,17 @@ export async function rewriteCheckpoint(a: RewriteArgs): Promise<RewriteResult> 
     // An input that changed explains a failure better than whatever broke after it.
     assertUnchanged(stamps);
     throw e;
+  }
+}
+
+async function removeEmptyDirs(leaf: string, top: string): Promise<void> {
+  for (let d = leaf; ; d = dirname(d)) {
+    try {
+      await fsp.rmdir(d);
+    } catch {
+      return; // not empty (or not ours): stop
+    }
+    if (d === top || dirname(d) === d) return;
   }
 }
 

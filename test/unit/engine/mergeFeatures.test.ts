@@ -82,6 +82,11 @@ test('sharded base → sharded output with the same shard names and a rewritten 
     });
     writeFileSync(join(shardDir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 1 }, weight_map: weightMap }));
 
+    // the output may not be the base's own folder (it would replace the shards being read)
+    await assert.rejects(
+      merge({ base: join(shardDir, 'model.safetensors.index.json'), adapters: [{ path: join(llama, 'adapter') }], out: shardDir, device: 'ts', overwrite: true }),
+      expectErr('input', /overwrite an input/),
+    );
     const out = join(t.dir, 'out');
     const r = await merge({ base: join(shardDir, 'model.safetensors.index.json'), adapters: [{ path: join(llama, 'adapter') }], out, device: 'ts' });
     assert.deepEqual(listDir(out), ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);

@@ -14,6 +14,8 @@ const PY2_MODULES: Readonly<Record<string, string>> = { __builtin__: 'builtins',
 
 /** A tensor has at most this many dimensions (torch's own limit is 64). */
 const MAX_NDIM = 64;
+/** torch nests _rebuild_from_type_v2 once (a tensor subclass); anything deep is crafted. */
+const MAX_REBUILD_NESTING = 16;
 
 const invalid = (qualname: string, detail: string) => formatError('PickleInvalid', `${qualname}: ${detail}`);
 
@@ -146,12 +148,17 @@ const ALLOWED: ReadonlyMap<string, PyValue> = new Map<string, PyValue>([
   ['torch._utils._rebuild_parameter_with_state', callable('torch._utils._rebuild_parameter_with_state', (a) => asParameter('torch._utils._rebuild_parameter_with_state', a[0]))],
   ['torch.nn.parameter.Parameter', callable('torch.nn.parameter.Parameter', (a) => asParameter('torch.nn.parameter.Parameter', a[0]))],
   ['torch._tensor._rebuild_from_type_v2', callable('torch._tensor._rebuild_from_type_v2', (a) => {
-    // (func, new_type, args, state): func is itself an allow-listed emulation, so calling it is safe.
-    const [func, , args] = a;
-    if (!(func instanceof PyCallable) || !(args instanceof PyTuple)) {
-      throw invalid('torch._tensor._rebuild_from_type_v2', 'expected (callable, type, tuple, state)');
+    // (func, new_type, args, state): func is itself an allow-listed emulation, so calling it is safe. Nested
+    // rebuilds are unwrapped in a loop: a pickle can nest them thousands deep, which recursion would not survive.
+    let [func, , args] = a;
+    for (let depth = 0; ; depth++) {
+      if (!(func instanceof PyCallable) || !(args instanceof PyTuple)) {
+        throw invalid('torch._tensor._rebuild_from_type_v2', 'expected (callable, type, tuple, state)');
+      }
+      if (func.qualname !== 'torch._tensor._rebuild_from_type_v2') return func.call(args.items);
+      if (depth >= MAX_REBUILD_NESTING) throw invalid(func.qualname, `nests more than ${MAX_REBUILD_NESTING} deep`);
+      [func, , args] = args.items;
     }
-    return func.call(args.items);
   })],
   ['torch.Tensor', opaque('torch.Tensor', 'tensor without storage')],
   ['torch.serialization._get_layout', opaque('torch.serialization._get_layout', 'tensor layout')],

@@ -128,9 +128,11 @@ async function openZip(source: ByteSource, bareTensorName: string): Promise<Torc
         throw unsupportedError('ZipCompressedStorage', `storage '${entry.name}' is compressed and too large to inflate in memory (${entry.size} bytes)`);
       }
       await zip.dataOffset(entry);
+      // Inflated once and kept: many tensors may view one storage, and re-inflating it per read is quadratic.
+      let inflated: Promise<Uint8Array> | undefined;
       bytes.set(key, {
         available: entry.size,
-        read: async (offset, length) => (await zip.readEntry(entry, MAX_INFLATED_STORAGE)).slice(offset, offset + length),
+        read: async (offset, length) => (await (inflated ??= zip.readEntry(entry, MAX_INFLATED_STORAGE))).slice(offset, offset + length),
       });
     }
   }

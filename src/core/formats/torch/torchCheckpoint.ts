@@ -29,6 +29,8 @@ export interface TorchTensorInfo extends TensorInfo {
 
 /** One buffer per tensor read; beyond this Node cannot allocate it anyway. */
 const MAX_TENSOR_BYTES = 2 ** 32 - 1;
+/** Expanded (overlapping) views may materialize more than their storage holds only up to this size. */
+const MAX_EXPANSION_BYTES = 64 << 10;
 
 interface Entry {
   info: TorchTensorInfo;
@@ -125,6 +127,15 @@ export class TorchCheckpoint implements Checkpoint {
     const e = this.entry(name);
     if (e.info.byteLength > MAX_TENSOR_BYTES) {
       throw unsupportedError('TensorTooLarge', `tensor "${name}" is ${e.info.byteLength} bytes, more than one buffer can hold`, this.path);
+    }
+    if (e.info.byteLength > Math.max(e.storage.available, MAX_EXPANSION_BYTES)) {
+      // Stride-0 (expanded) views repeat storage elements: a few bytes in the file could demand gigabytes here.
+      throw unsupportedError(
+        'BroadcastView',
+        `tensor "${name}" is an expanded view (stride [${e.info.stride.join(', ')}]) of ${e.info.byteLength} bytes over ` +
+          `${e.storage.available} bytes of storage; LoRA Lens does not expand views beyond the data the file holds`,
+        this.path,
+      );
     }
     const es = e.elementSize;
     const span = await e.storage.read(e.spanStart * es, (e.spanEnd - e.spanStart) * es);

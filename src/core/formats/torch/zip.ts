@@ -21,6 +21,10 @@ const MAX_COMMENT = 0xffff;
 /** A torch archive lists a few entries per tensor; 256 MB of directory is far beyond any real checkpoint. */
 const MAX_CENTRAL_DIRECTORY = 256 << 20;
 
+/** Deflated entries may inflate to at most this many times their compressed size (or MIN_INFLATE_LIMIT bytes). */
+const MAX_INFLATE_RATIO = 16;
+const MIN_INFLATE_LIMIT = 1 << 20;
+
 export const METHOD_STORED = 0;
 export const METHOD_DEFLATED = 8;
 
@@ -91,6 +95,15 @@ export class ZipReader {
     const path = this.src.path;
     if (entry.size > maxBytes || entry.compressedSize > maxBytes + 1024) {
       throw formatError('ZipEntryTooLarge', `'${entry.name}' is ${entry.size} bytes (at most ${maxBytes} expected)`, path);
+    }
+    if (entry.method === METHOD_DEFLATED && entry.size > Math.max(MIN_INFLATE_LIMIT, entry.compressedSize * MAX_INFLATE_RATIO)) {
+      // A zip bomb inflates ~1000:1; torch.save never compresses, and real data deflates far less than this.
+      throw unsupportedError(
+        'ZipCompressionRatio',
+        `'${entry.name}' would inflate from ${entry.compressedSize} to ${entry.size} bytes, beyond the ${MAX_INFLATE_RATIO}:1 ` +
+          'LoRA Lens accepts (torch.save never compresses entries; save the checkpoint again with torch.save)',
+        path,
+      );
     }
     const raw = await this.src.read(await this.dataOffset(entry), entry.compressedSize);
     let data: Uint8Array;
