@@ -214,11 +214,12 @@ export async function cmdUnmerge(argv: string[], io: Io): Promise<number> {
     if (bool(p, 'json')) io.out(JSON.stringify(report, null, 2));
     else {
       io.out(`unmerged → ${report.out}  (${report.tensorsUnmerged} tensors, ${report.seconds.toFixed(2)} s on ${report.device})`);
+      for (const w of report.warnings) io.out(`  ⚠ ${w.message} [${w.code}]`);
       if (report.drift) {
         io.out('');
         io.out(renderTable(report.drift, [
           { title: 'tensor', get: (d) => d.baseKey, max: 64 },
-          { title: 'max drift (ulps)', get: (d) => fmtNum(d.maxUlps), align: 'right' },
+          { title: "max drift (ulps of W')", get: (d) => fmtNum(d.maxUlps), align: 'right' },
           { title: 'max |Δ|', get: (d) => fmtNum(d.maxAbs), align: 'right' },
         ]));
       }

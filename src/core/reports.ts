@@ -87,6 +87,8 @@ export interface UnmergeReport {
   /** With --base: per layer max |restored − original| in ulps of the storage dtype, and absolute. */
   drift: { baseKey: string; maxUlps: number; maxAbs: number }[] | null;
   seconds: number;
+  /** e.g. ReplacedNotRestored (a head the adapter replaced cannot be restored), ProvenanceMismatch. */
+  warnings: AdapterWarning[];
 }
 
 export type Verdict = 'pass' | 'fail';

@@ -207,7 +207,7 @@ export async function launchBrowser({ headless = true } = {}) {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
   });
-  const close = () => { context.close().catch(() => {}); fs.rmSync(profile, { recursive: true, force: true }); };
+  const close = async () => { await context.close().catch(() => {}); fs.rmSync(profile, { recursive: true, force: true }); };
   return { context, close, profile };
 }
 
@@ -236,11 +236,6 @@ export class Workbench {
       await this.page.locator(`.explorer-folders-view .monaco-list-row[aria-label^="${first}"]`).first()
         .waitFor({ timeout: 30000 }).catch(() => log(`  (explorer row ${first} not seen; continuing)`));
     }
-    await this.waitForExtensionActivatable();
-  }
-
-  /** The extension registers its commands on startup; wait until the palette lists one of them. */
-  async waitForExtensionActivatable() {
     await this.dismissNotifications();
   }
 

@@ -5,7 +5,8 @@
 import type { Adapter, AdapterWarning } from '../adapter/types';
 import type { Checkpoint, TensorInfo } from '../checkpoint';
 import { selectBackend } from '../compute/select';
-import { toF32, ulpDistance, type WritableFloat } from '../convert';
+import { toF32 } from '../convert';
+import { ulp } from './tolerance';
 import type { Dtype } from '../dtype';
 import { unsupportedError } from '../errors';
 import { openCheckpoint } from '../formats/open';
@@ -24,20 +25,20 @@ export type UnmergeResult = UnmergeReport & { warnings: AdapterWarning[] };
 
 export type Drift = { baseKey: string; maxUlps: number; maxAbs: number };
 
-/** Order-preserving integer of a float's bits, so neighbouring values differ by exactly 1. */
-const ordered32 = (b: number) => (b & 0x80000000 ? -(b & 0x7fffffff) : b);
-const ordered16 = (b: number) => (b & 0x8000 ? -(b & 0x7fff) : b);
-
-/** max |a − b| and max distance in representable `dtype` steps; NaN against a number counts as infinite. */
-export function driftOf(restored: Uint8Array, restoredDtype: Dtype, original: Uint8Array, originalDtype: Dtype): { maxUlps: number; maxAbs: number } {
+/**
+ * max |restored − original|, and the same in units in the last place of the storage dtype, measured at the
+ * magnitude the merged value had: W' = W + ΔW was rounded at |W'|'s granularity, so that is the precision a
+ * merge→unmerge round trip can keep (PEFT #1388). Counting representable steps at |W| instead would report
+ * thousands of "ulps" for near-zero weights that a large ΔW passed through. NaN against a number is infinite.
+ */
+export function driftOf(
+  restored: Uint8Array, restoredDtype: Dtype, original: Uint8Array, originalDtype: Dtype, merged?: Float32Array,
+): { maxUlps: number; maxAbs: number } {
   const a = toF32(restored, restoredDtype);
   const b = toF32(original, originalDtype);
   let maxAbs = 0;
   let maxUlps = 0;
   const n = Math.min(a.length, b.length);
-  const bitsA = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const bitsB = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  const half = restoredDtype === 'F16' || restoredDtype === 'BF16';
   for (let i = 0; i < n; i++) {
     const x = a[i]!;
     const y = b[i]!;
@@ -49,18 +50,13 @@ export function driftOf(restored: Uint8Array, restoredDtype: Dtype, original: Ui
       continue;
     }
     const d = Math.abs(x - y);
+    if (d === 0) continue;
     if (d > maxAbs) maxAbs = d;
-    let u: number;
-    if (restoredDtype === 'F32') u = Math.abs(ordered32(bitsA[i]!) - ordered32(bitsB[i]!));
-    else if (half && restoredDtype === originalDtype) {
-      // exact in fp32, so the top 16 bits (bf16) or the fp16 re-encoding step count is the distance
-      u = restoredDtype === 'BF16'
-        ? Math.abs(ordered16(bitsA[i]! >>> 16) - ordered16(bitsB[i]! >>> 16))
-        : ulpDistance(x, y, 'F16');
-    } else u = ulpDistance(x, y, (restoredDtype as WritableFloat) ?? 'F32');
+    const scale = Math.max(Math.abs(y), Math.abs(x), merged ? Math.abs(merged[i] ?? 0) : 0);
+    const u = d / ulp(scale, restoredDtype);
     if (u > maxUlps) maxUlps = u;
   }
-  return { maxUlps, maxAbs };
+  return { maxUlps: Math.round(maxUlps * 100) / 100, maxAbs };
 }
 
 function refuseDora(adapter: Adapter): void {
@@ -129,7 +125,7 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeResult> {
       ? async (info: TensorInfo, outDtype: Dtype, bytes: Uint8Array) => {
           const o = orig.get(info.name);
           if (!o) return;
-          const d = driftOf(bytes, outDtype, await orig.readBytes(info.name), o.dtype);
+          const d = driftOf(bytes, outDtype, await orig.readBytes(info.name), o.dtype, await merged.readF32(info.name));
           drift!.push({ baseKey: info.name, ...d });
         }
       : undefined;

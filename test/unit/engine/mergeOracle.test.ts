@@ -79,7 +79,9 @@ for (const c of oracleCases()) {
             const b = values(base.tensors.get(d.baseKey)!);
             const maxAbs = r.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
             assert.ok(Math.abs(d.maxAbs - maxAbs) <= 1e-12, `${d.baseKey} drift ${d.maxAbs} vs ${maxAbs}`);
-            assert.ok(Number.isInteger(d.maxUlps) && d.maxUlps >= (maxAbs > 0 ? 1 : 0), `${d.baseKey} ulps ${d.maxUlps}`);
+            assert.ok(maxAbs > 0 ? d.maxUlps > 0 : d.maxUlps === 0, `${d.baseKey} ulps ${d.maxUlps}`);
+            // one rounding of W' and one of the restored value: at most 1 ulp at the merged magnitude (+ halving slack)
+            if (c.dtype !== 'F32') assert.ok(d.maxUlps <= 1.5, `${d.baseKey} drift ${d.maxUlps} ulps`);
             if (c.dtype === 'F32') assert.ok(d.maxAbs <= 1e-6, `${d.baseKey} drift ${d.maxAbs}`);
           }
         } finally {
