@@ -6,7 +6,7 @@ import './nonce';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { ToWebview } from '../src/protocol/messages';
 import { clear, h } from './dom';
-import { loadState, onMessage, post, ready } from './rpc';
+import { loadState, onMessage, post, ready, saveDiffState } from './rpc';
 import { setStrings, t } from './strings';
 import { renderDiff } from './views/diff';
 import { InspectorView } from './views/inspector';
@@ -33,6 +33,7 @@ function handle(m: ToWebview): void {
         inspector = new InspectorView(root, loadState());
         inspector.show(m.report, m.baseLabel);
       } else {
+        saveDiffState(m.diffPanelId);
         renderDiff(root, m.report, m.labelA, m.labelB);
       }
       break;

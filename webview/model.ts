@@ -193,10 +193,19 @@ export function fmtCount(n: number): string {
 export interface Column<T> {
   key: string;
   label: string;
+  /** Full name for the header tooltip when the label is abbreviated ("fifo" → fan_in_fan_out). */
+  title?: string;
   /** Sort key; null sorts last in either direction. */
   value: (row: T) => number | string | null;
   text: (row: T) => string;
   numeric: boolean;
+  /** CSS grid track: wide enough for the header and typical values; the first column takes the rest. */
+  width: string;
+}
+
+/** Header and rows share one template, so every row lines up with the header. */
+export function gridTemplate(columns: readonly { width: string }[]): string {
+  return columns.map((c) => c.width).join(' ');
 }
 
 /** Case-insensitive AND of whitespace-separated terms over the given text of each row. */
@@ -224,36 +233,36 @@ export function sortRows<T>(rows: readonly T[], value: (row: T) => number | stri
 }
 
 export const LAYER_COLUMNS: Column<LayerReport>[] = [
-  { key: 'module', label: 'Module', numeric: false, value: (l) => l.module, text: (l) => l.module },
-  { key: 'kind', label: 'Kind', numeric: false, value: (l) => l.kind + (l.dora ? ' DoRA' : ''), text: (l) => l.kind + (l.dora ? ' · DoRA' : '') },
-  { key: 'r', label: 'r', numeric: true, value: (l) => l.r, text: (l) => String(l.r) },
-  { key: 'alpha', label: 'α', numeric: true, value: (l) => l.alpha, text: (l) => fmtNum(l.alpha) + (l.sources.alpha === 'unknown' ? ' ?' : '') },
-  { key: 'scaling', label: 'Scaling', numeric: true, value: (l) => l.scaling, text: (l) => fmtNum(l.scaling) },
-  { key: 'mask', label: 'enable_lora', numeric: false, value: (l) => maskToText(l.enableLora) || null, text: (l) => maskText(l.enableLora) },
-  { key: 'fifo', label: 'fan_in_fan_out', numeric: false, value: (l) => (l.fanInFanOut ? 'yes' : 'no'), text: (l) => (l.fanInFanOut ? 'yes' : 'no') },
-  { key: 'shape', label: 'in × out', numeric: true, value: (l) => l.inFeatures * l.outFeatures, text: (l) => `${l.inFeatures} × ${l.outFeatures}` },
-  { key: 'dtype', label: 'dtype', numeric: false, value: (l) => l.dtype, text: (l) => l.dtype },
-  { key: 'norm', label: '‖ΔW‖', numeric: true, value: (l) => l.normDelta ?? l.normBA, text: (l) => (l.normDelta !== null ? fmtNum(l.normDelta) : `${fmtNum(l.normBA)} (BA)`) },
-  { key: 'rel', label: '‖ΔW‖/‖W₀‖', numeric: true, value: (l) => l.relNorm, text: (l) => fmtNum(l.relNorm) },
-  { key: 'erank', label: 'eff. rank', numeric: true, value: (l) => l.effectiveRank, text: (l) => fmtNum(l.effectiveRank, 3) },
+  { width: 'minmax(16em, 3fr)', key: 'module', label: 'Module', numeric: false, value: (l) => l.module, text: (l) => l.module },
+  { width: '9em', key: 'kind', label: 'Kind', numeric: false, value: (l) => l.kind + (l.dora ? ' DoRA' : ''), text: (l) => l.kind + (l.dora ? ' · DoRA' : '') },
+  { width: '3em', key: 'r', label: 'r', numeric: true, value: (l) => l.r, text: (l) => String(l.r) },
+  { width: '4em', key: 'alpha', label: 'α', numeric: true, value: (l) => l.alpha, text: (l) => fmtNum(l.alpha) + (l.sources.alpha === 'unknown' ? ' ?' : '') },
+  { width: '5em', key: 'scaling', label: 'Scaling', numeric: true, value: (l) => l.scaling, text: (l) => fmtNum(l.scaling) },
+  { width: '9em', key: 'mask', label: 'enable_lora', numeric: false, value: (l) => maskToText(l.enableLora) || null, text: (l) => maskText(l.enableLora) },
+  { width: '3.5em', key: 'fifo', label: 'fifo', title: 'fan_in_fan_out', numeric: false, value: (l) => (l.fanInFanOut ? 'yes' : 'no'), text: (l) => (l.fanInFanOut ? 'yes' : 'no') },
+  { width: '8em', key: 'shape', label: 'in × out', numeric: true, value: (l) => l.inFeatures * l.outFeatures, text: (l) => `${l.inFeatures} × ${l.outFeatures}` },
+  { width: '4.5em', key: 'dtype', label: 'dtype', numeric: false, value: (l) => l.dtype, text: (l) => l.dtype },
+  { width: '6em', key: 'norm', label: '‖ΔW‖', numeric: true, value: (l) => l.normDelta ?? l.normBA, text: (l) => (l.normDelta !== null ? fmtNum(l.normDelta) : `${fmtNum(l.normBA)} (BA)`) },
+  { width: '7em', key: 'rel', label: '‖ΔW‖/‖W₀‖', numeric: true, value: (l) => l.relNorm, text: (l) => fmtNum(l.relNorm) },
+  { width: '5em', key: 'erank', label: 'eff. rank', numeric: true, value: (l) => l.effectiveRank, text: (l) => fmtNum(l.effectiveRank, 3) },
 ];
 
 export const TENSOR_COLUMNS: Column<TensorRow>[] = [
-  { key: 'name', label: 'Tensor', numeric: false, value: (t) => t.name, text: (t) => t.name },
-  { key: 'dtype', label: 'dtype', numeric: false, value: (t) => t.dtype, text: (t) => t.dtype },
-  { key: 'shape', label: 'Shape', numeric: true, value: (t) => t.shape.reduce((p, x) => p * x, 1), text: (t) => `[${t.shape.join(', ')}]` },
-  { key: 'size', label: 'Size', numeric: true, value: (t) => t.byteLength, text: (t) => fmtBytes(t.byteLength) },
+  { width: 'minmax(18em, 4fr)', key: 'name', label: 'Tensor', numeric: false, value: (t) => t.name, text: (t) => t.name },
+  { width: '6em', key: 'dtype', label: 'dtype', numeric: false, value: (t) => t.dtype, text: (t) => t.dtype },
+  { width: '12em', key: 'shape', label: 'Shape', numeric: true, value: (t) => t.shape.reduce((p, x) => p * x, 1), text: (t) => `[${t.shape.join(', ')}]` },
+  { width: '7em', key: 'size', label: 'Size', numeric: true, value: (t) => t.byteLength, text: (t) => fmtBytes(t.byteLength) },
 ];
 
 export const DIFF_COLUMNS: Column<DiffModule>[] = [
-  { key: 'module', label: 'Module', numeric: false, value: (d) => d.module, text: (d) => d.module },
-  { key: 'status', label: 'In', numeric: false, value: (d) => d.status, text: (d) => (d.status === 'both' ? 'A, B' : d.status === 'only-a' ? 'only A' : 'only B') },
-  { key: 'r', label: 'r A → B', numeric: false, value: (d) => changeText(d.rA, d.rB), text: (d) => changeText(d.rA, d.rB) },
-  { key: 'alpha', label: 'α A → B', numeric: false, value: (d) => changeText(d.alphaA, d.alphaB), text: (d) => changeText(d.alphaA, d.alphaB) },
-  { key: 'normA', label: '‖ΔW‖ A', numeric: true, value: (d) => d.normA, text: (d) => fmtNum(d.normA) },
-  { key: 'normB', label: '‖ΔW‖ B', numeric: true, value: (d) => d.normB, text: (d) => fmtNum(d.normB) },
-  { key: 'cosine', label: 'cosine', numeric: true, value: (d) => d.cosine, text: (d) => (d.shapeMismatch ? 'shape ≠' : fmtNum(d.cosine)) },
-  { key: 'subspace', label: 'subspace sim.', numeric: true, value: (d) => d.subspaceSimilarity, text: (d) => fmtNum(d.subspaceSimilarity) },
+  { width: 'minmax(16em, 3fr)', key: 'module', label: 'Module', numeric: false, value: (d) => d.module, text: (d) => d.module },
+  { width: '5em', key: 'status', label: 'In', numeric: false, value: (d) => d.status, text: (d) => (d.status === 'both' ? 'A, B' : d.status === 'only-a' ? 'only A' : 'only B') },
+  { width: '6em', key: 'r', label: 'r A → B', numeric: false, value: (d) => changeText(d.rA, d.rB), text: (d) => changeText(d.rA, d.rB) },
+  { width: '6em', key: 'alpha', label: 'α A → B', numeric: false, value: (d) => changeText(d.alphaA, d.alphaB), text: (d) => changeText(d.alphaA, d.alphaB) },
+  { width: '6em', key: 'normA', label: '‖ΔW‖ A', numeric: true, value: (d) => d.normA, text: (d) => fmtNum(d.normA) },
+  { width: '6em', key: 'normB', label: '‖ΔW‖ B', numeric: true, value: (d) => d.normB, text: (d) => fmtNum(d.normB) },
+  { width: '5em', key: 'cosine', label: 'cosine', numeric: true, value: (d) => d.cosine, text: (d) => (d.shapeMismatch ? 'shape ≠' : fmtNum(d.cosine)) },
+  { width: '7em', key: 'subspace', label: 'subspace sim.', numeric: true, value: (d) => d.subspaceSimilarity, text: (d) => fmtNum(d.subspaceSimilarity) },
 ];
 
 export function changeText(a: number | null, b: number | null): string {
@@ -281,4 +290,55 @@ export function needsLoralibEditor(format: string, layers: readonly LayerReport[
 
 export function isLoralib(format: string): boolean {
   return format === 'loralib' || format === 'loralib-full';
+}
+
+// ---------------------------------------------------------------- loralib settings editor
+
+/** What the loralib editor's fields show: the values the report currently uses, inferred or declared. */
+export interface LoralibFields {
+  /** Text of the α field; empty when α is unknown. */
+  alpha: string;
+  /** Text of the mask field ("1,0,1"); empty when no layer has a mask. */
+  mask: string;
+  fanInFanOut: boolean;
+}
+
+export function loralibInitialFields(layers: readonly LayerReport[]): LoralibFields {
+  const withAlpha = layers.find((l) => l.alpha !== null && l.sources.alpha !== 'unknown');
+  const withMask = layers.find((l) => l.enableLora !== null);
+  return {
+    alpha: withAlpha ? String(withAlpha.alpha) : '',
+    mask: withMask ? maskToText(withMask.enableLora) : '',
+    fanInFanOut: layers[0]?.fanInFanOut ?? false,
+  };
+}
+
+export type LoralibEdit =
+  | { ok: true; alpha: number | null; enableLora: boolean[] | null; fanInFanOut: boolean | null }
+  | { ok: false; error: string; nothingChanged?: true };
+
+/**
+ * The values to write: only the fields the user changed (null = leave the file as it is), so saving α never pins an
+ * inferred mask or a default fan_in_fan_out that a linked base would have corrected.
+ */
+export function loralibEdit(initial: LoralibFields, current: LoralibFields): LoralibEdit {
+  let alpha: number | null = null;
+  const a = current.alpha.trim();
+  if (a !== '' && a !== initial.alpha.trim()) {
+    const v = Number(a);
+    if (!(Number.isFinite(v) && v > 0)) return { ok: false, error: 'α must be a positive number.' };
+    if (initial.alpha.trim() === '' || v !== Number(initial.alpha)) alpha = v;
+  }
+  let enableLora: boolean[] | null = null;
+  const m = current.mask.trim();
+  if (m !== '' && m !== initial.mask.trim()) {
+    const parsed = parseMask(m);
+    if (!parsed) return { ok: false, error: 'The mask is a list of 1/0 per output block, e.g. 1,0,1.' };
+    if (maskToText(parsed) !== initial.mask.trim()) enableLora = parsed;
+  }
+  const fanInFanOut = current.fanInFanOut !== initial.fanInFanOut ? current.fanInFanOut : null;
+  if (alpha === null && enableLora === null && fanInFanOut === null) {
+    return { ok: false, error: 'Nothing to save: change a value first.', nothingChanged: true };
+  }
+  return { ok: true, alpha, enableLora, fanInFanOut };
 }

@@ -32,6 +32,11 @@ export function saveState(s: Omit<PersistedState, 'protocolVersion'>): void {
   api.setState({ protocolVersion: PROTOCOL_VERSION, ...s });
 }
 
+/** The diff panel keeps only the host's opaque id (never a path): the serializer restores the panel from it. */
+export function saveDiffState(diffPanelId: string | null): void {
+  api.setState(diffPanelId === null ? null : { protocolVersion: PROTOCOL_VERSION, diffPanelId });
+}
+
 export function ready(): void {
   post({ type: 'ready', protocolVersion: PROTOCOL_VERSION });
 }

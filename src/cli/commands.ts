@@ -73,8 +73,14 @@ export async function cmdInspect(argv: string[], io: Io): Promise<number> {
   if (!path || p.positional.length > 1) throw inputError('Usage', 'inspect takes exactly one adapter file or folder (see --help)');
   const base = str(p, 'base');
   const report = await inspect(path, { ...overrides(p), ...(base ? { base } : {}), stats: !bool(p, 'no-stats'), cancel: io.cancel });
-  io.out(bool(p, 'json') ? JSON.stringify(report, null, 2) : renderInspect(report));
+  io.out(bool(p, 'json') ? JSON.stringify(orderedReport(report), null, 2) : renderInspect(report));
   return 0;
+}
+
+/** The documented field order: what a reader looks for first comes first; tensors (long) last. */
+function orderedReport(r: InspectReport): InspectReport {
+  const { kind, format, path, weightsPath, configPath, baseModel, basePath, fileSize, parameterCount, layers, replacedTensors, warnings, metadata, tensors } = r;
+  return { kind, format, path, weightsPath, configPath, baseModel, basePath, fileSize, parameterCount, layers, replacedTensors, warnings, metadata, tensors };
 }
 
 export function renderInspect(r: InspectReport): string {

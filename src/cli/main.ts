@@ -66,6 +66,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `lora-lens inspect … | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 // Flush stdout before exiting: a piped `--json` must never be cut short.
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

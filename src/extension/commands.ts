@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import * as path from 'node:path';
 import type { ParityReport } from '../core/reports';
 import { confirmPlan, pickDevice, pickDtype } from './confirm';
-import { showDiff } from './diffPanel';
+import type { DiffPanels } from './diffPanel';
 import { INSPECTOR_VIEW_TYPES, inspectorViewTypeFor, type InspectorProvider } from './inspector';
 import type { JobRunner } from './jobs';
 import { output, reportError } from './output';
@@ -19,6 +19,7 @@ export interface Services {
   jobs: JobRunner;
   pickers: Pickers;
   inspector: InspectorProvider;
+  diffs: DiffPanels;
 }
 
 const t = vscode.l10n.t;
@@ -277,7 +278,7 @@ class Commands {
         options: { a: { path: a.fsPath }, b: { path: b.fsPath }, ...(base ? { base } : {}) },
       });
       output().info(`Diff ${a.fsPath} ↔ ${b.fsPath}: ${r.summary.both} shared, ${r.summary.onlyA} only A, ${r.summary.onlyB} only B, mean cosine ${r.summary.meanCosine ?? '—'}`);
-      showDiff(this.s.context.extensionUri, r, label(a.fsPath), label(b.fsPath));
+      this.s.diffs.show(r, a.fsPath, b.fsPath, label(a.fsPath), label(b.fsPath));
     } catch (e) {
       reportError(t('Compare'), e);
     }

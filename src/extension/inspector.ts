@@ -12,6 +12,7 @@ import { CONFIG_FILE_NAMES } from './links';
 import { output, reportError, userMessage, logError } from './output';
 import { linkedBase, readText, writeText } from './workspaceLinks';
 import { onValidMessage, postTo, setWebviewHtml, uiStrings, webviewOptions } from './webviewHost';
+import { reportForWebview } from './webviewReport';
 
 export const INSPECTOR_VIEW_TYPE = 'loraLens.inspector';
 /** Same editor for torch files; a second view type only because it opens under "Open With…" (priority option). */
@@ -130,7 +131,8 @@ class InspectorPanel implements vscode.Disposable {
     }
   }
 
-  private post(report: InspectReport): void {
+  private post(full: InspectReport): void {
+    const report = reportForWebview(full);
     const baseLabel = report.basePath ? path.basename(report.basePath) : null;
     postTo(this.panel.webview, { type: 'busy', message: null });
     if (this.initialized) {

@@ -32,6 +32,7 @@ export class ParityOnSave implements vscode.Disposable {
   private readonly outcomes = new Map<string, Outcome>();
   private readonly subs: vscode.Disposable[] = [];
   private watchers: vscode.Disposable[] = [];
+  private reloading: Promise<void> = Promise.resolve();
 
   constructor(private readonly jobs: JobRunner) {
     this.status.name = 'LoRA parity';
@@ -45,13 +46,14 @@ export class ParityOnSave implements vscode.Disposable {
     this.subs.push(
       vscode.workspace.onDidSaveTextDocument((d) => void this.onSaved(d.uri)),
       vscode.workspace.onDidGrantWorkspaceTrust(() => void this.reload(true)),
-      vscode.workspace.onDidChangeWorkspaceFolders(() => void this.reload(false)),
+      vscode.workspace.onDidChangeWorkspaceFolders(() => void this.reload(true)),
       vscode.workspace.onDidChangeConfiguration((e) => {
-        if (e.affectsConfiguration('loraLens.parityOnSave')) void this.reload(false);
+        if (e.affectsConfiguration('loraLens.parityOnSave')) void this.reload(true);
       }),
     );
     for (const f of vscode.workspace.workspaceFolders ?? []) this.watchLinkFile(f);
-    void this.reload(false);
+    // Check every link once at startup, in the background, so the status bar shows ✓/✗ before the first save.
+    void this.reload(true);
   }
 
   private get active(): boolean {
@@ -68,8 +70,16 @@ export class ParityOnSave implements vscode.Disposable {
     this.subs.push(w);
   }
 
-  /** Re-read every folder's links, rebuild the watchers; with `checkNew`, check links without a result yet. */
-  private async reload(checkNew: boolean): Promise<void> {
+  /**
+   * Re-read every folder's links, rebuild the watchers; with `checkNew`, check links without a result yet.
+   * Reloads run one after another: two interleaved ones would each rebuild the watchers from a half-read state.
+   */
+  private reload(checkNew: boolean): Promise<void> {
+    this.reloading = this.reloading.then(() => this.reloadNow(checkNew)).catch((e: unknown) => logError('Reading lora-lens.json', e));
+    return this.reloading;
+  }
+
+  private async reloadNow(checkNew: boolean): Promise<void> {
     for (const w of this.watchers) w.dispose();
     this.watchers = [];
     const before = new Set(this.tracked.keys());

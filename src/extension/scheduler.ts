@@ -1,6 +1,7 @@
 /**
  * Debounced, per-key, latest-wins job scheduling for background parity checks: bursts of saves collapse into one
- * run, at most one run per key is in flight, and a run that was overtaken by a newer trigger never reports.
+ * run, at most one run per key is in flight, and a run that was overtaken by a newer trigger never reports — also
+ * when the newer trigger is still in its debounce window as the run ends (its result is already stale).
  */
 export interface Timers {
   set(fn: () => void, ms: number): unknown;
@@ -83,10 +84,10 @@ export class LatestWinsScheduler<K, R> {
     settled
       .then(
         (r) => {
-          if (!signal.aborted && !s.rerun && !this.disposed) this.onResult(key, r);
+          if (!signal.aborted && !s.rerun && s.timer === null && !this.disposed) this.onResult(key, r);
         },
         (e: unknown) => {
-          if (!signal.aborted && !s.rerun && !this.disposed) this.onError(key, e);
+          if (!signal.aborted && !s.rerun && s.timer === null && !this.disposed) this.onError(key, e);
         },
       )
       .finally(() => {

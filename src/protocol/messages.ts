@@ -87,6 +87,11 @@ export interface DiffInit {
   report: DiffReport;
   labelA: string;
   labelB: string;
+  /**
+   * Opaque id the webview keeps in its state so the panel can come back after a reload. The host maps it to the
+   * two adapters the user picked (workspaceState); the webview never holds or sends a path.
+   */
+  diffPanelId: string | null;
   strings: Strings;
 }
 
@@ -120,6 +125,15 @@ export interface PersistedState {
   selected: string | null;
   scrollTop: number;
 }
+
+/** What the diff webview keeps in `vscode.setState`; VS Code hands it to the panel serializer after a reload. */
+export interface DiffPanelState {
+  protocolVersion: number;
+  diffPanelId: string;
+}
+
+/** 128 random bits as hex: see newDiffPanelId on the host. */
+export const DIFF_PANEL_ID = /^[0-9a-f]{32}$/;
 
 // ---------------------------------------------------------------- validation
 
@@ -198,4 +212,12 @@ export function validatePersistedState(s: unknown): PersistedState | null {
     selected: s.selected as string | null,
     scrollTop: s.scrollTop,
   };
+}
+
+/** The diff panel id from a restored webview state, or null for anything else (extra fields, paths, bad id). */
+export function validateDiffPanelState(s: unknown): DiffPanelState | null {
+  if (!isObject(s) || s.protocolVersion !== PROTOCOL_VERSION) return null;
+  if (!hasOnlyKeys(s, ['protocolVersion', 'diffPanelId'])) return null;
+  if (typeof s.diffPanelId !== 'string' || !DIFF_PANEL_ID.test(s.diffPanelId)) return null;
+  return { protocolVersion: PROTOCOL_VERSION, diffPanelId: s.diffPanelId };
 }

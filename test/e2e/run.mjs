@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildExtension, log, repoRoot, resultsDir, sleep, startSession, waitFor } from './harness.mjs';
 import { buildBigWorkspace, buildMainWorkspace, buildParityWorkspace, oracle, readCase } from './sampleWorkspace.mjs';
+import { buildManyLayers, buildManyTensors, inspectInWorker } from './loadFixtures.mjs';
 import { compareSafetensors, readSafetensors } from './safetensors.mjs';
 
 const argv = process.argv.slice(2);
@@ -244,7 +245,117 @@ scenario('k', 'inspect a kohya LoCon file: α from the file, conv layers', async
   await wb.screenshot('k-inspector-kohya');
 });
 
-scenario('b', 'loralib checkpoint without config: set α and mask, save lora_config.json', async ({ wb, ws, notes }) => {
+scenario('p', 'open a plain base checkpoint: one row per tensor with name, dtype and shape', async ({ wb, ws, notes }) => {
+  await closeAllEditors(wb);
+  const rel = 'peft-gpt2/base.safetensors';
+  const frame = await openInInspector(wb, ws.main, rel, notes);
+  await frame.locator('[data-testid=tensor-row]').first().waitFor({ timeout: 20000 });
+  const rows = await frame.locator('[data-testid=tensor-row]').evaluateAll((rs) => rs.map((r) => {
+    const cell = (c) => r.querySelector(`[data-col=${c}]`)?.textContent?.trim() ?? null;
+    return { name: cell('name'), dtype: cell('dtype'), shape: cell('shape') };
+  }));
+  log(`  rows: ${JSON.stringify(rows)}`);
+  const { tensors } = readSafetensors(path.join(ws.main, rel));
+  assert.equal(rows.length, tensors.size, 'one row per tensor');
+  for (const [name, t] of tensors) {
+    const row = rows.find((r) => r.name === name);
+    assert.ok(row, `a row for ${name}`);
+    assert.equal(row.dtype, t.dtype, `${name} dtype`);
+    assert.deepEqual(JSON.parse(row.shape), t.shape, `${name} shape`);
+  }
+  assert.equal(await frame.locator('[data-testid=layer-row]').count(), 0, 'no LoRA layer rows for a plain checkpoint');
+  assert.match(await frame.locator('[data-testid=summary]').innerText(), /checkpoint/i, 'the summary says it is a checkpoint');
+  assert.equal(await frame.locator('[data-testid=action-merge]').count(), 0, 'no adapter actions on a base checkpoint');
+  await wb.screenshot('p-checkpoint');
+});
+
+/** ‖s·B·A‖_F / ‖W₀‖_F per module, computed from the files with the suite's own reader. */
+function expectedRelNorms(adapterFile, baseFile, c) {
+  const a = readSafetensors(adapterFile).tensors;
+  const b = readSafetensors(baseFile).tensors;
+  const f32 = (t) => new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
+  const out = {};
+  for (const l of c.layers) {
+    const A = [...a].find(([k]) => k.endsWith(`${l.module}.lora_A.weight`))[1];
+    const B = [...a].find(([k]) => k.endsWith(`${l.module}.lora_B.weight`))[1];
+    const [r, inF] = A.shape;
+    const outF = B.shape[0];
+    const av = f32(A);
+    const bv = f32(B);
+    let d2 = 0;
+    for (let i = 0; i < outF; i++) {
+      for (let j = 0; j < inF; j++) {
+        let s = 0;
+        for (let k = 0; k < r; k++) s += bv[i * r + k] * av[k * inF + j];
+        d2 += (l.scaling * s) ** 2;
+      }
+    }
+    const w = f32(b.get(l.base_key));
+    const w2 = w.reduce((x, y) => x + y * y, 0);
+    out[l.module] = Math.sqrt(d2) / Math.sqrt(w2);
+  }
+  return out;
+}
+
+scenario('l', "link a base from the inspector's button: lora-lens.json gets the link, the table gains ‖ΔW‖/‖W₀‖", async ({ wb, ws, notes }) => {
+  await closeAllEditors(wb);
+  const c = readCase('peft-gpt2-fan_in_fan_out');
+  const linkFile = path.join(ws.main, '.vscode', 'lora-lens.json');
+  assert.ok(!fs.existsSync(linkFile), 'no lora-lens.json before the test');
+  const adapterRel = 'peft-gpt2/adapter/adapter_model.safetensors';
+  const frame = await openInInspector(wb, ws.main, adapterRel, notes);
+  await frame.locator('[data-testid=layer-row]').first().waitFor({ timeout: 20000 });
+  assert.equal(await frame.locator('[data-testid=layer-row] [data-col=rel]').count(), 0, 'no ‖ΔW‖/‖W₀‖ column without a base');
+  await wb.dismissNotifications();
+  await frame.locator('[data-testid=action-link-base]').first().click();
+  const prompts = await answerDialogs(wb, { base: path.join(ws.main, 'peft-gpt2', 'base.safetensors') }, { until: async () => false, max: 1 });
+  log(`  prompts: ${prompts.map((p) => `"${p.title}"`).join(', ')}`);
+  const link = await waitFor('the link in .vscode/lora-lens.json', () => {
+    if (!fs.existsSync(linkFile)) return null;
+    return JSON.parse(fs.readFileSync(linkFile, 'utf8')).links?.find((l) => l.base === 'peft-gpt2/base.safetensors');
+  }, { timeoutMs: 10000 });
+  log(`  link: ${JSON.stringify(link)}`);
+  assert.ok(['peft-gpt2/adapter/adapter_model.safetensors', 'peft-gpt2/adapter'].includes(link.adapter), `the link names the adapter: ${link.adapter}`);
+  await wb.waitForNotification(/Linked base/i, { timeoutMs: 10000 });
+  const expected = expectedRelNorms(path.join(ws.main, adapterRel), path.join(ws.main, 'peft-gpt2', 'base.safetensors'), c);
+  const cells = await waitFor('‖ΔW‖/‖W₀‖ values in the table', async () => {
+    const got = await frame.locator('[data-testid=layer-row]').evaluateAll((rs) => rs.map((r) => [r.querySelector('[data-col=module]')?.textContent?.trim(), r.querySelector('[data-col=rel]')?.textContent?.trim()]));
+    return got.length === c.layers.length && got.every(([, v]) => v && !Number.isNaN(num(v))) ? got : null;
+  }, { timeoutMs: 15000 });
+  log(`  ‖ΔW‖/‖W₀‖: ${JSON.stringify(cells)}; expected ${JSON.stringify(expected)}`);
+  for (const l of c.layers) {
+    const [, text] = cells.find(([m]) => m === l.module || m.endsWith(l.module));
+    assert.ok(Math.abs(num(text) - expected[l.module]) <= 0.006 * expected[l.module], `${l.module}: shows ${text}, expected ${expected[l.module]}`);
+  }
+  const header = await frame.locator('.vt-header').first().innerText();
+  assert.match(header, /‖ΔW‖\/‖W₀‖/, 'the column header');
+  await wb.screenshot('l-linked-base');
+});
+
+scenario('q', "run a parity check from the inspector's button: a result notification", async ({ wb, ws, notes }) => {
+  await closeAllEditors(wb);
+  const frame = await openInInspector(wb, ws.main, 'peft-gpt2/adapter/adapter_model.safetensors', notes);
+  await frame.locator('[data-testid=action-parity]').first().waitFor({ timeout: 20000 });
+  await wb.dismissNotifications();
+  await frame.locator('[data-testid=action-parity]').first().click();
+  // The base comes from scenario l's link; answer a base dialog only if it was not linked (--only q).
+  await answerDialogs(wb, { base: path.join(ws.main, 'peft-gpt2', 'base.safetensors') }, { max: 1, idleMs: 3000 });
+  // No merged output is linked yet: check LoRA Lens's own in-memory merge.
+  await wb.pickQuickPickItem('own merge');
+  await waitFor('the parity confirmation', async () => /^\s*Run parity check/.test(await wb.page.locator('.quick-input-list .monaco-list-row').first().innerText({ timeout: 500 }).catch(() => '')), { timeoutMs: 10000 });
+  await wb.pickQuickPickItem('Run parity check');
+  const toast = await wb.waitForNotification(/Parity check (passed|failed)/i, { timeoutMs: 60000 });
+  const text = (await toast.innerText()).replace(/\s+/g, ' ');
+  log(`  notification: ${text}`);
+  const layers = readCase('peft-gpt2-fan_in_fan_out').layers.length;
+  assert.match(text, new RegExp(`Parity check passed: ${layers} layers within tolerance`), 'base + adapter equals LoRA Lens\'s own merge');
+  assert.ok(await toast.locator('.monaco-button', { hasText: /parity report/i }).count(), 'the notification offers the report');
+  await wb.screenshot('q-parity-result');
+  await toast.locator('.monaco-button', { hasText: /parity report/i }).first().click();
+  await waitFor('the parity report in the output', () => /Parity PASS/.test(wb.outputChannelText()), { timeoutMs: 10000 });
+});
+
+scenario('b', 'loralib checkpoint without config: the editor starts from the current values; only changed ones are saved', async ({ wb, ws, notes }) => {
   await closeAllEditors(wb);
   const c = readCase('loralib-gpt2-c_attn');
   const cfgFile = path.join(ws.main, 'loralib-gpt2', 'lora_config.json');
@@ -260,29 +371,61 @@ scenario('b', 'loralib checkpoint without config: set α and mask, save lora_con
     assert.equal(num(row.r), l.r, `${l.module} r`);
     assert.ok(Number.isNaN(num(row.alpha)) || /unknown|\?/i.test(row.alpha), `${l.module} α shows unknown, got "${row.alpha}"`);
   }
+  // The editor starts from what the table uses: α unknown → empty; the mask inferred from lora_B's blocks; the
+  // fan_in_fan_out the table shows (no base linked yet, so not inferred from the weight layout).
+  let fields = await editorFields(frame);
+  const fifoShown = (await frame.locator('[data-testid=layer-row] [data-col=fifo]').first().innerText()).trim();
+  log(`  editor starts with ${JSON.stringify(fields)}; table fifo "${fifoShown}"`);
+  assert.equal(fields.alpha, '', 'α field empty while α is unknown');
+  assert.equal(fields.mask, c.layers[0].enable_lora.map((b) => (b ? 1 : 0)).join(','), 'mask field shows the inferred mask');
+  assert.equal(fields.fifo, fifoShown === 'yes', 'checkbox shows the current fan_in_fan_out');
   await wb.screenshot('b-loralib-unknown-alpha');
+
+  // 1) Only α: the untouched mask and checkbox must not be written (an untouched checkbox used to write false).
   const alpha = c.layers[0].alpha;
   await fillField(frame, '[data-testid=alpha-input]', String(alpha));
-  await fillField(frame, '[data-testid=mask-input]', '1,0,1');
-  // GPT-2's c_attn is a Conv1D (weight stored in × out): loralib needs fan_in_fan_out, as the oracle's config says.
-  const fifo = frame.locator('[data-testid=fifo-input]').first();
-  if (await fifo.count()) await fifo.setChecked(c.layers[0].fan_in_fan_out);
-  else notes.push('no [data-testid=fifo-input]; fan_in_fan_out left as is');
   await frame.locator('[data-testid=save-config]').first().click();
   await waitFor('lora_config.json beside the checkpoint', () => fs.existsSync(cfgFile), { timeoutMs: 10000 });
-  const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
-  log(`  lora_config.json: ${JSON.stringify(cfg)}`);
-  assert.equal(cfg.lora_alpha, alpha, 'lora_alpha saved');
-  assert.deepEqual(cfg.enable_lora, [true, false, true], 'enable_lora saved');
-  if (!notes.length) assert.equal(cfg.fan_in_fan_out, c.layers[0].fan_in_fan_out, 'fan_in_fan_out saved');
+  let cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  log(`  lora_config.json after setting α: ${JSON.stringify(cfg)}`);
+  assert.deepEqual(cfg, { lora_alpha: alpha }, 'only the changed value is saved');
   rows = await waitFor('the table to show the new scaling', async () => {
     const rs = await layerRows(frame);
     return rs.length === c.layers.length && c.layers.every((l) => shows(rowFor(rs, l.module)?.scaling, l.scaling)) ? rs : null;
   }, { timeoutMs: 10000 }).catch(async (e) => { throw new Error(`${e.message}; rows now ${JSON.stringify(await layerRows(frame))}`); });
   log(`  rows after: ${JSON.stringify(rows)}`);
   for (const l of c.layers) assert.equal(num(rowFor(rows, l.module).alpha), l.alpha, `${l.module} α now known`);
+  fields = await waitFor('the editor to show the saved α', async () => { const f = await editorFields(frame); return f.alpha === String(alpha) ? f : null; }, { timeoutMs: 5000 });
+
+  // 2) GPT-2's c_attn is a Conv1D (weight stored in × out): loralib needs fan_in_fan_out, as the oracle's config says.
+  assert.equal(fields.fifo, false);
+  await frame.locator('[data-testid=fifo-input]').first().setChecked(c.layers[0].fan_in_fan_out);
+  const saved = fs.statSync(cfgFile).mtimeMs;
+  await frame.locator('[data-testid=save-config]').first().click();
+  await waitFor('fan_in_fan_out in lora_config.json', () => fs.statSync(cfgFile).mtimeMs !== saved && JSON.parse(fs.readFileSync(cfgFile, 'utf8')).fan_in_fan_out !== undefined, { timeoutMs: 10000 });
+  cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  log(`  lora_config.json after ticking fan_in_fan_out: ${JSON.stringify(cfg)}`);
+  assert.deepEqual(cfg, { lora_alpha: alpha, fan_in_fan_out: c.layers[0].fan_in_fan_out }, 'α kept, fan_in_fan_out added, no mask');
+  await waitFor('the table to show fan_in_fan_out', async () => (await frame.locator('[data-testid=layer-row] [data-col=fifo]').allInnerTexts()).every((t) => t.trim() === 'yes'), { timeoutMs: 10000 });
+
+  // 3) Saving without a change writes nothing and says so.
+  const before = fs.readFileSync(cfgFile, 'utf8');
+  await frame.locator('[data-testid=save-config]').first().click();
+  const msg = await waitFor('"nothing to save"', async () => { const t = await frame.locator('[data-testid=config-error]').innerText(); return /nothing/i.test(t) && t; }, { timeoutMs: 5000 });
+  log(`  unchanged save: "${msg}"`);
+  assert.equal(fs.readFileSync(cfgFile, 'utf8'), before, 'file untouched');
+  await frame.locator('[data-testid=layer-row]').first().click(); // a selected layer fills the spectrum for the docs shot
   await wb.screenshot('b-loralib-config-saved');
 });
+
+/** The loralib editor's fields as the user sees them. */
+async function editorFields(frame) {
+  return frame.evaluate(() => ({
+    alpha: document.querySelector('[data-testid=alpha-input]')?.value ?? null,
+    mask: document.querySelector('[data-testid=mask-input]')?.value ?? null,
+    fifo: document.querySelector('[data-testid=fifo-input]')?.checked ?? null,
+  }));
+}
 
 scenario('g', 'merge the loralib checkpoint from the inspector\'s Merge button, with the saved config: matches the oracle', async ({ wb, ws }) => {
   // Uses the lora_config.json scenario b saved: the whole "state α in the UI, then merge" path.
@@ -368,14 +511,106 @@ scenario('d', 'compare two adapters: diff view with rows', async ({ wb, ws }) =>
   await wb.screenshot('d-diff');
 });
 
-scenario('e', 'parity on save: a changed lora_alpha shows in Problems and the status bar, and clears', async ({ wb, ws }) => {
+/** Diff rows as texts. */
+const diffRows = (frame) => frame.locator('[data-testid=diff-row]').evaluateAll((rs) => rs.map((r) => r.textContent.replace(/\s+/g, ' ').trim()));
+
+scenario('r', "compare from the inspector's button; the diff panel comes back after a window reload", async ({ wb, ws, notes }) => {
+  await closeAllEditors(wb);
+  const frame = await openInInspector(wb, ws.main, 'llama-f16/adapter/adapter_model.safetensors', notes);
+  await frame.locator('[data-testid=action-compare]').first().waitFor({ timeout: 20000 });
+  await frame.locator('[data-testid=action-compare]').first().click();
+  const prompts = await answerDialogs(wb, { adapter: path.join(ws.main, 'llama-bf16-rslora', 'adapter', 'adapter_model.safetensors') }, { until: async () => false, max: 1 });
+  log(`  prompts: ${prompts.map((p) => `"${p.title}"`).join(', ')}`);
+  const diff = await wb.webviewFrame('[data-testid=diff-row]', { timeoutMs: 30000 });
+  const before = await diffRows(diff);
+  log(`  ${before.length} diff rows`);
+  assert.ok(before.length >= readCase('peft-llama-f16').layers.length, 'rows for the shared modules');
+  // Reload the window: VS Code restores the panel through the serializer, which recomputes the diff from the two
+  // adapters recorded when they were picked.
+  const t = Date.now();
+  await wb.page.reload({ timeout: 30000 });
+  await wb.page.locator('.monaco-workbench').waitFor({ timeout: 30000 });
+  const restored = await wb.webviewFrame('[data-testid=diff-row]', { timeoutMs: 45000 });
+  const after = await diffRows(restored);
+  log(`  restored ${after.length} rows ${((Date.now() - t) / 1000).toFixed(1)} s after the reload`);
+  assert.deepEqual(after, before, 'the restored panel shows the same comparison');
+  const tab = await wb.page.locator('.tabs-container .tab.active').first().innerText().catch(() => '');
+  log(`  active tab: ${tab.replace(/\s+/g, ' ')}`);
+  await wb.screenshot('r-diff-restored');
+});
+
+/** Scrolls a virtual table to its end and returns the key of the last row rendered. */
+async function scrollTableToEnd(frame, rowTestId) {
+  await frame.evaluate(() => { const s = document.querySelector('.vt-scroller'); s.scrollTop = s.scrollHeight; });
+  return waitFor('the rows at the end of the table', async () => {
+    const keys = await frame.locator(`[data-testid=${rowTestId}]`).evaluateAll((rs) => rs.map((r) => r.getAttribute('data-key')));
+    const atEnd = await frame.evaluate(() => { const s = document.querySelector('.vt-scroller'); return s.scrollTop + s.clientHeight >= s.scrollHeight - 2; });
+    return atEnd && keys.length ? keys[keys.length - 1] : null;
+  }, { timeoutMs: 10000 });
+}
+
+/** Opens a file in the inspector and waits for its table; returns the frame, the seconds it took and the DOM row count. */
+async function openLarge(wb, workspace, rel, rowTestId, total, notes) {
+  const t = Date.now();
+  const frame = await openInInspector(wb, workspace, rel, notes);
+  await frame.locator(`[data-testid=${rowTestId}]`).first().waitFor({ timeout: 60000 });
+  const seconds = (Date.now() - t) / 1000;
+  const count = await frame.locator('.vt-count').first().innerText();
+  assert.match(count.replace(/[,\s]/g, ''), new RegExp(`^${total}rows`), `the row count says ${total}: "${count}"`);
+  const dom = await frame.locator(`[data-testid=${rowTestId}]`).count();
+  return { frame, seconds, dom };
+}
+
+scenario('L', 'load: 20,000 tensors with a 50 MB header, and 2,048 layers: inspect time, virtualised tables', async ({ wb, ws, notes }) => {
+  const { many, layers } = ws.loadInfo;
+  // (a) inspect through the worker, exactly as the extension runs it (timings are printed, not asserted).
+  const w1 = await inspectInWorker(many.file);
+  log(`  worker inspect: ${w1.ms.toFixed(0)} ms for ${w1.report.tensors.length} tensors, header ${(many.headerBytes / 1e6).toFixed(1)} MB`);
+  assert.equal(w1.report.kind, 'checkpoint');
+  assert.equal(w1.report.tensors.length, many.count);
+  assert.equal(w1.report.tensors.at(-1).name, many.lastName, 'the last tensor of the file is the last in the report');
+  const w2 = await inspectInWorker(path.join(layers.dir, 'adapter_model.safetensors'));
+  log(`  worker inspect: ${w2.ms.toFixed(0)} ms for ${w2.report.layers.length} layers (with stats)`);
+  assert.equal(w2.report.layers.length, layers.layers);
+
+  // (b) the inspector: only the rows in view are in the DOM, and scrolling to the end shows the last tensor.
+  await wb.openWorkspace(ws.load);
+  const big = await openLarge(wb, ws.load, 'many-tensors.safetensors', 'tensor-row', many.count, notes);
+  log(`  inspector: first rows after ${big.seconds.toFixed(1)} s; ${big.dom} tensor-row elements in the DOM for ${many.count} tensors`);
+  assert.ok(big.dom > 0 && big.dom < 200, `the table is virtualised (${big.dom} rows in the DOM)`);
+  let t = Date.now();
+  const last = await scrollTableToEnd(big.frame, 'tensor-row');
+  log(`  scrolled to the end in ${((Date.now() - t) / 1000).toFixed(2)} s; last row ${last.slice(0, 40)}…`);
+  assert.equal(last, many.lastName, 'the last row is the last tensor');
+  assert.ok((await big.frame.locator('[data-testid=tensor-row]').count()) < 200, 'still virtualised at the end');
+  await wb.screenshot('L-many-tensors');
+
+  await closeAllEditors(wb);
+  const lay = await openLarge(wb, ws.load, 'many-layers/adapter_model.safetensors', 'layer-row', layers.layers, notes);
+  log(`  inspector: first rows after ${lay.seconds.toFixed(1)} s; ${lay.dom} layer-row elements in the DOM for ${layers.layers} layers`);
+  assert.ok(lay.dom > 0 && lay.dom < 200, `the layer table is virtualised (${lay.dom} rows in the DOM)`);
+  t = Date.now();
+  const lastLayer = await scrollTableToEnd(lay.frame, 'layer-row');
+  log(`  scrolled to the end in ${((Date.now() - t) / 1000).toFixed(2)} s; last row ${lastLayer}`);
+  assert.equal(lastLayer, w2.report.layers.at(-1).module, 'the last row is the last layer');
+  // Sorting 2,048 rows keeps the DOM bounded too.
+  await lay.frame.locator('.vt-head[data-sort=norm]').first().click();
+  assert.ok((await lay.frame.locator('[data-testid=layer-row]').count()) < 200, 'still virtualised after sorting');
+  await wb.screenshot('L-many-layers');
+}, { timeoutMs: 180000, workspace: 'own' });
+
+scenario('e', 'parity on open and on save: ✓ at start; a changed lora_alpha shows in Problems and the status bar, and clears', async ({ wb, ws }) => {
   await wb.openWorkspace(ws.parity);
   const cfgFile = path.join(ws.parity, 'adapter', 'adapter_config.json');
   const original = fs.readFileSync(cfgFile, 'utf8');
   const layer = readCase('peft-gpt2-fan_in_fan_out').layers[0].module;
   const parityItem = () => wb.statusBarItem(/LoRA parity/i);
-  // Parity runs on save, not on open: the item may be hidden until the first check.
-  log(`  status bar at start: ${JSON.stringify(await parityItem()) ?? 'no LoRA parity item'}`);
+  // The links are checked once in the background when the workspace opens: ✓ before any save.
+  const atStart = await waitFor('the status bar to show ✓ without a save', async () => {
+    const it = await parityItem();
+    return it && !isFailing(it) && /codicon-(check|pass)\b|✓/.test(`${it.icons} ${it.text}`) ? it : null;
+  }, { timeoutMs: 30000 }).catch(async (e) => { throw new Error(`${e.message}; item: ${JSON.stringify(await parityItem())}`); });
+  log(`  status bar at start: ${JSON.stringify(atStart)}`);
   await wb.openFile('adapter/adapter_config.json');
   await wb.page.locator('.editor-instance .monaco-editor').first().waitFor({ timeout: 10000 });
   assert.match(original, /"lora_alpha": 32,/, 'the config names lora_alpha 32');
@@ -457,7 +692,7 @@ async function main() {
   if (!flag('--no-build') && !opt('--vsix')) buildExtension();
   const selected = scenarios.filter((s) => !only || only.includes(s.id));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lens-e2e-'));
-  const ws = { main: path.join(tmp, 'ws', 'main'), parity: path.join(tmp, 'ws', 'parity'), big: path.join(tmp, 'ws', 'big') };
+  const ws = { main: path.join(tmp, 'ws', 'main'), parity: path.join(tmp, 'ws', 'parity'), big: path.join(tmp, 'ws', 'big'), load: path.join(tmp, 'ws', 'load') };
   log(`workspaces under ${path.join(tmp, 'ws')}`);
   buildMainWorkspace(ws.main);
   buildParityWorkspace(ws.parity);
@@ -465,6 +700,12 @@ async function main() {
     const mb = Number(process.env.LORA_LENS_E2E_BIG_MB || 400);
     const big = buildBigWorkspace(ws.big, { megabytes: mb });
     log(`synthetic base for the cancel scenario: ${big.layers} layers, ${(big.bytes / 2 ** 20).toFixed(0)} MiB`);
+  }
+  if (selected.some((s) => s.id === 'L')) {
+    const many = buildManyTensors(path.join(ws.load, 'many-tensors.safetensors'));
+    const layers = buildManyLayers(path.join(ws.load, 'many-layers'));
+    ws.loadInfo = { many, layers };
+    log(`load workspace: ${many.count} tensors (header ${(many.headerBytes / 1e6).toFixed(1)} MB), an adapter with ${layers.layers} layers`);
   }
   const results = [];
   let session;

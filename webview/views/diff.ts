@@ -1,12 +1,10 @@
 /** Adapter diff: summary, per-module comparison table and a cosine-similarity heatmap. */
 import type { DiffModule, DiffReport } from '../../src/core/reports';
-import { DIFF_COLUMNS, fmtNum, heatmapGrid } from '../model';
+import { DIFF_COLUMNS, fmtNum, gridTemplate, heatmapGrid } from '../model';
 import { clear, h } from '../dom';
 import { t } from '../strings';
 import { renderHeatmap } from './heatmap';
 import { VirtualTable } from './virtualTable';
-
-const GRID = 'minmax(16em, 3fr) 5em 6em 6em 6em 6em 5.5em 7em';
 
 export function renderDiff(root: HTMLElement, report: DiffReport, labelA: string, labelB: string): void {
   clear(root);
@@ -32,7 +30,7 @@ export function renderDiff(root: HTMLElement, report: DiffReport, labelA: string
     rowTestId: 'diff-row',
     keyOf: (d) => d.module,
     filterText: (d) => `${d.module} ${d.status}`,
-    gridTemplate: GRID,
+    gridTemplate: gridTemplate(DIFF_COLUMNS),
     label: t('Modules'),
   });
   table.setRows(report.modules);

@@ -2,8 +2,8 @@
 import type { InspectReport, LayerReport, TensorRow } from '../../src/core/reports';
 import type { InspectorAction, PersistedState } from '../../src/protocol/messages';
 import {
-  fmtBytes, fmtCount, heatmapGrid, isLoralib, LAYER_COLUMNS, maskChips, maskToText, needsLoralibEditor, parseMask,
-  rangeText, TENSOR_COLUMNS, type Column,
+  fmtBytes, fmtCount, gridTemplate, heatmapGrid, isLoralib, LAYER_COLUMNS, loralibEdit, loralibInitialFields, maskChips,
+  needsLoralibEditor, rangeText, TENSOR_COLUMNS, type Column,
 } from '../model';
 import { clear, h } from '../dom';
 import { post, saveState } from '../rpc';
@@ -12,8 +12,6 @@ import { renderHeatmap } from './heatmap';
 import { renderSpectrum } from './spectrum';
 import { VirtualTable } from './virtualTable';
 
-const LAYER_GRID = 'minmax(16em, 3fr) 7em 3em 4em 5em 9em 4em 8em 4.5em 6em 6em 5em';
-const TENSOR_GRID = 'minmax(18em, 4fr) 6em 12em 7em';
 
 export class InspectorView {
   private report: InspectReport | null = null;
@@ -70,13 +68,14 @@ export class InspectorView {
       value: this.state.filter,
     });
     if (r.kind === 'adapter') {
+      const columns = LAYER_COLUMNS.filter((c) => c.key !== 'rel' || r.basePath !== null || r.layers.some((l) => l.relNorm !== null));
       const table = new VirtualTable<LayerReport>({
-        columns: LAYER_COLUMNS.filter((c) => c.key !== 'rel' || r.basePath !== null || r.layers.some((l) => l.relNorm !== null)),
+        columns,
         rowTestId: 'layer-row',
         keyOf: (l) => l.module,
         filterText: (l) => `${l.module} ${l.kind} ${l.baseKey ?? ''}`,
         renderCell: renderLayerCell,
-        gridTemplate: r.basePath !== null || r.layers.some((l) => l.relNorm !== null) ? LAYER_GRID : LAYER_GRID.replace(/ 6em 5em$/, ' 5em'),
+        gridTemplate: gridTemplate(columns),
         onSelect: (l) => renderSpectrum(this.spectrum, l),
         onStateChange: this.persist,
         label: t('Adapter layers'),
@@ -100,7 +99,7 @@ export class InspectorView {
         columns: TENSOR_COLUMNS,
         rowTestId: 'tensor-row',
         keyOf: (x) => x.name,
-        gridTemplate: TENSOR_GRID,
+        gridTemplate: gridTemplate(TENSOR_COLUMNS),
         onStateChange: this.persist,
         label: t('Tensors'),
       });
@@ -167,34 +166,29 @@ export class InspectorView {
   }
 
   private renderLoralibEditor(r: InspectReport): HTMLElement {
-    const first = r.layers[0];
-    const merged = r.layers.find((l) => l.enableLora !== null);
-    const alphaKnown = r.layers.find((l) => l.alpha !== null && l.sources.alpha === 'declared');
+    // Every field starts from what the report uses now; only fields the user changes are written (loralibEdit).
+    const initial = loralibInitialFields(r.layers);
+    const hasMask = r.layers.some((l) => l.enableLora !== null);
     const alpha = h('input', {
       type: 'number', min: '0', step: 'any', 'data-testid': 'alpha-input', id: 'alpha-input',
-      value: alphaKnown?.alpha ?? '', placeholder: t('e.g. 16'),
+      value: initial.alpha, placeholder: t('unknown, e.g. 16'),
     });
     const mask = h('input', {
-      type: 'text', 'data-testid': 'mask-input', id: 'mask-input', value: merged ? maskToText(merged.enableLora) : '',
-      placeholder: '1,0,1', disabled: !merged,
+      type: 'text', 'data-testid': 'mask-input', id: 'mask-input', value: initial.mask,
+      placeholder: '1,0,1', disabled: !hasMask,
     });
-    const fifo = h('input', { type: 'checkbox', id: 'fifo-input', 'data-testid': 'fifo-input', checked: first?.fanInFanOut ?? false });
-    const error = h('p', { class: 'error-text', role: 'alert' });
+    const fifo = h('input', { type: 'checkbox', id: 'fifo-input', 'data-testid': 'fifo-input', checked: initial.fanInFanOut });
+    const error = h('p', { class: 'error-text', role: 'alert', 'data-testid': 'config-error' });
     const save = h('vscode-button', { 'data-testid': 'save-config' });
     save.textContent = t('Save to lora_config.json');
     save.addEventListener('click', () => {
       error.textContent = '';
-      const a = alpha.value.trim() === '' ? null : Number(alpha.value);
-      if (a !== null && !(Number.isFinite(a) && a > 0)) {
-        error.textContent = t('α must be a positive number.');
+      const edit = loralibEdit(initial, { alpha: alpha.value, mask: hasMask ? mask.value : '', fanInFanOut: fifo.checked });
+      if (!edit.ok) {
+        error.textContent = t(edit.error);
         return;
       }
-      const m = merged && mask.value.trim() !== '' ? parseMask(mask.value) : null;
-      if (merged && mask.value.trim() !== '' && !m) {
-        error.textContent = t('The mask is a list of 1/0 per output block, e.g. 1,0,1.');
-        return;
-      }
-      post({ type: 'saveLoralibConfig', alpha: a, enableLora: m, fanInFanOut: fifo.checked });
+      post({ type: 'saveLoralibConfig', alpha: edit.alpha, enableLora: edit.enableLora, fanInFanOut: edit.fanInFanOut });
     });
     const needs = needsLoralibEditor(r.format, r.layers);
     return h(

@@ -7,6 +7,7 @@ const CODES: Record<string, [code: string, detail: string]> = {
   EISDIR: ['IsDirectory', 'is a folder, not a file'],
   ENOTDIR: ['NotFound', 'a part of the path is not a folder'],
   ENOSPC: ['DiskFull', 'no space left on the device'],
+  EFBIG: ['FileTooLarge', 'the file grew beyond what the file system or the process file-size limit (ulimit -f) allows'],
   EDQUOT: ['DiskFull', 'disk quota exceeded'],
   EROFS: ['ReadOnlyFileSystem', 'the file system is read-only'],
   EMFILE: ['TooManyOpenFiles', 'too many open files'],

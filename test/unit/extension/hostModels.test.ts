@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ParityReport } from '../../../src/core/reports';
+import type { InspectReport, ParityReport } from '../../../src/core/reports';
 import { mergeLoralibConfig } from '../../../src/extension/loralibConfig';
 import { findJsonKey, parityFindings, statusFromReports, statusText } from '../../../src/extension/parityModel';
 import { IncrementTracker, progressFraction } from '../../../src/extension/progress';
+import { MAX_METADATA_KEYS, MAX_METADATA_VALUE_CHARS, reportForWebview } from '../../../src/extension/webviewReport';
 
 const ev = (bytesDone: number, bytesTotal: number, tensorsDone = 0, tensorsTotal = 0) => ({ phase: 'merge', bytesDone, bytesTotal, tensorsDone, tensorsTotal, etaSeconds: null });
 
@@ -44,4 +45,25 @@ test('findJsonKey locates the lora_alpha key, not a value that mentions it', () 
   const text = '{\n  "note": "lora_alpha",\n  "r": 8,\n    "lora_alpha" : 16\n}';
   assert.deepEqual(findJsonKey(text, 'lora_alpha'), { line: 3, start: 4, end: text.split('\n')[3]!.length });
   assert.equal(findJsonKey('{"r": 8}', 'lora_alpha'), null);
+});
+
+test('the webview gets the report without a huge metadata payload; small reports pass through untouched', () => {
+  const base = {
+    kind: 'checkpoint', format: 'safetensors', path: '/x.safetensors', weightsPath: '/x.safetensors', configPath: null, baseModel: null,
+    basePath: null, fileSize: 1, parameterCount: 1, layers: [], replacedTensors: [], warnings: [],
+    tensors: [{ name: 't', dtype: 'F16', shape: [1], byteLength: 2 }], metadata: { format: 'pt' },
+  } as unknown as InspectReport;
+  assert.equal(reportForWebview(base), base);
+  const log = 'loss=0.1;'.repeat(1_000_000);
+  const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`k${i}`, String(i)]));
+  const big = { ...base, metadata: { format: 'pt', notes: log, ...many } };
+  const out = reportForWebview(big);
+  assert.notEqual(out, big);
+  assert.equal(big.metadata.notes, log, 'the input report is not modified');
+  assert.equal(Object.keys(out.metadata!).length, MAX_METADATA_KEYS);
+  assert.equal(out.metadata!.format, 'pt');
+  assert.ok(out.metadata!.notes!.length < MAX_METADATA_VALUE_CHARS + 40);
+  assert.match(out.metadata!.notes!, new RegExp(`^${log.slice(0, 50)}.*… \\(${log.length} characters\\)$`));
+  assert.ok(JSON.stringify(out).length < 100_000);
+  assert.deepEqual(out.tensors, base.tensors);
 });

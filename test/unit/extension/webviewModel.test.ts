@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LayerReport } from '../../../src/core/reports';
 import {
-  changeText, filterRows, fmtNum, heatmapGrid, LAYER_COLUMNS, layerIndexOf, maskChips, maskText, maskToText, moduleTypeOf,
-  needsLoralibEditor, parseMask, rampColor, rangeText, sortRows, virtualWindow,
+  changeText, DIFF_COLUMNS, filterRows, fmtNum, gridTemplate, heatmapGrid, LAYER_COLUMNS, layerIndexOf, loralibEdit,
+  loralibInitialFields, maskChips, maskText, maskToText, moduleTypeOf, needsLoralibEditor, parseMask, rampColor, rangeText,
+  sortRows, TENSOR_COLUMNS, virtualWindow,
 } from '../../../webview/model';
 
 function layer(module: string, over: Partial<LayerReport> = {}): LayerReport {
@@ -110,4 +111,53 @@ test('formatting and summary helpers', () => {
   assert.equal(needsLoralibEditor('loralib', [layer('x')]), false);
   assert.equal(needsLoralibEditor('loralib', [layer('x', { alpha: null, sources: { r: 'inferred', alpha: 'unknown', enableLora: 'unknown', fanInFanOut: 'default' } })]), true);
   assert.equal(needsLoralibEditor('peft', [mask]), false);
+});
+
+test('loralib editor starts from the values the report uses: inferred mask, current α, current fan_in_fan_out', () => {
+  const unknownAlpha = { r: 'inferred', alpha: 'unknown', enableLora: 'inferred', fanInFanOut: 'inferred' } as const;
+  const inferred = [
+    layer('transformer.h.0.attn.c_attn', { alpha: null, scaling: null, enableLora: [true, false, true], fanInFanOut: true, sources: unknownAlpha }),
+    layer('transformer.h.1.attn.c_attn', { alpha: null, scaling: null, enableLora: [true, false, true], fanInFanOut: true, sources: unknownAlpha }),
+  ];
+  assert.deepEqual(loralibInitialFields(inferred), { alpha: '', mask: '1,0,1', fanInFanOut: true });
+  const declared = [layer('a', { alpha: 8, enableLora: [false, true], fanInFanOut: false })];
+  assert.deepEqual(loralibInitialFields(declared), { alpha: '8', mask: '0,1', fanInFanOut: false });
+  assert.deepEqual(loralibInitialFields([]), { alpha: '', mask: '', fanInFanOut: false });
+});
+
+test('loralib editor writes only what the user changed', () => {
+  const initial = { alpha: '', mask: '1,0,1', fanInFanOut: true };
+  // Only α typed: the inferred mask and fan_in_fan_out stay out of the file.
+  assert.deepEqual(loralibEdit(initial, { ...initial, alpha: '16' }), { ok: true, alpha: 16, enableLora: null, fanInFanOut: null });
+  // The untouched checkbox never writes fan_in_fan_out: false (the bug); unticking it does.
+  assert.deepEqual(loralibEdit(initial, { ...initial, alpha: '8' }).ok && loralibEdit(initial, { ...initial, alpha: '8' }), { ok: true, alpha: 8, enableLora: null, fanInFanOut: null });
+  assert.deepEqual(loralibEdit(initial, { ...initial, fanInFanOut: false }), { ok: true, alpha: null, enableLora: null, fanInFanOut: false });
+  // The same mask spelled differently is no change; a different one is written.
+  assert.equal(loralibEdit(initial, { ...initial, mask: ' 1, 0 ,1 ' }).ok, false);
+  assert.deepEqual(loralibEdit(initial, { ...initial, mask: 'true false false' }), { ok: true, alpha: null, enableLora: [true, false, false], fanInFanOut: null });
+  // Nothing changed → nothing to save (the message would be rejected by the host anyway).
+  const none = loralibEdit(initial, initial);
+  assert.ok(!none.ok && none.nothingChanged);
+  // α equal to the current value ("8.0" vs "8") is no change; invalid input is an error, not a silent null.
+  assert.ok(!loralibEdit({ ...initial, alpha: '8' }, { ...initial, alpha: '8.0' }).ok);
+  for (const bad of ['-1', '0', 'abc']) {
+    const r = loralibEdit(initial, { ...initial, alpha: bad });
+    assert.ok(!r.ok && !r.nothingChanged && /α/.test(r.error), bad);
+  }
+  const badMask = loralibEdit(initial, { ...initial, mask: '1,2' });
+  assert.ok(!badMask.ok && /mask/.test(badMask.error));
+});
+
+test('every column has a min width; the header template equals the row template; abbreviated labels keep a title', () => {
+  for (const cols of [LAYER_COLUMNS, TENSOR_COLUMNS, DIFF_COLUMNS] as { key: string; label: string; title?: string; width: string }[][]) {
+    assert.equal(gridTemplate(cols).split(/ (?![^(]*\))/).length, cols.length);
+    for (const c of cols) {
+      assert.match(c.width, /^(\d+(\.\d+)?em|minmax\(\d+em, \d+fr\))$/, c.key);
+      // About 0.5em per character of a bold header (the old 4em "fan_in_fan_out" needed 7em and showed "fan_i…").
+      const em = c.width.startsWith('minmax') ? Number(/\d+/.exec(c.width)![0]) : Number.parseFloat(c.width);
+      assert.ok(em >= 0.5 * c.label.length, `${c.key}: "${c.label}" fits ${c.width}`);
+    }
+  }
+  const fifo = LAYER_COLUMNS.find((c) => c.key === 'fifo')!;
+  assert.equal(fifo.title, 'fan_in_fan_out');
 });

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  INSPECTOR_ACTIONS, MAX_MASK_LENGTH, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, validateFromWebview, validatePersistedState,
+  INSPECTOR_ACTIONS, MAX_MASK_LENGTH, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, validateDiffPanelState, validateFromWebview,
+  validatePersistedState,
 } from '../../../src/protocol/messages';
 
 test('accepts every well-formed message and returns a fresh copy', () => {
@@ -62,4 +63,19 @@ test('persisted state from another protocol version is dropped', () => {
   assert.equal(validatePersistedState({ ...s, scrollTop: -5 }), null);
   assert.equal(validatePersistedState({ ...s, filter: 3 }), null);
   assert.equal(validatePersistedState(undefined), null);
+});
+
+test('diff panel state: only a well-formed opaque id, never a path', () => {
+  const id = 'a'.repeat(32);
+  assert.deepEqual(validateDiffPanelState({ protocolVersion: PROTOCOL_VERSION, diffPanelId: id }), { protocolVersion: PROTOCOL_VERSION, diffPanelId: id });
+  for (const bad of [
+    null, undefined, 'x', [], {},
+    { protocolVersion: PROTOCOL_VERSION + 1, diffPanelId: id },
+    { protocolVersion: PROTOCOL_VERSION, diffPanelId: id, a: '/etc/passwd' }, // a forged path next to the id
+    { protocolVersion: PROTOCOL_VERSION, diffPanelId: '/home/user/adapter' },
+    { protocolVersion: PROTOCOL_VERSION, diffPanelId: '../'.repeat(11) },
+    { protocolVersion: PROTOCOL_VERSION, diffPanelId: 'A'.repeat(32) },
+    { protocolVersion: PROTOCOL_VERSION, diffPanelId: 'a'.repeat(33) },
+    { protocolVersion: PROTOCOL_VERSION, diffPanelId: 42 },
+  ]) assert.equal(validateDiffPanelState(bad), null, JSON.stringify(bad));
 });
