@@ -178,6 +178,9 @@ export const generators: Record<string, () => Uint8Array> = {
     return torchLegacy(main, []);
   },
 
+  /** A sharded index naming its shard with a trailing NUL (Node's fs used to refuse it with a raw message). */
+  'nul-in-shard-name.safetensors.index.json': () => enc('{"weight_map":{"w":"model-00001-of-00001.safetensors\\u0000"}}'),
+
   /** A stored entry whose recorded CRC is wrong (data.pkl). */
   'bad-crc-pkl.bin': () => {
     const pkl = pickleOf({ $dict: [] });

@@ -151,6 +151,10 @@ export async function openShardedSafetensors(indexPath: string): Promise<Sharded
     if (typeof file !== 'string' || file === '') {
       throw formatError('InvalidIndex', `weight_map entry "${name}" must name a shard file`, indexPath);
     }
+    if (file.includes('\0')) {
+      // No file name holds a NUL; left in, Node's fs refuses the path with a raw argument error.
+      throw formatError('InvalidIndex', `weight_map entry "${name}" names a shard with a NUL character`, indexPath);
+    }
     let abs = shardFiles.get(file);
     if (abs === undefined) {
       abs = resolve(folder, file);
