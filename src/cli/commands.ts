@@ -5,7 +5,7 @@ import { unmerge } from '../core/engine/unmerge';
 import { parity } from '../core/engine/parity';
 import { diff } from '../core/engine/diff';
 import { inputError } from '../core/errors';
-import type { CancelToken } from '../core/cancel';
+import type { CancelToken, ProgressSink } from '../core/cancel';
 import type { Device } from '../core/compute/backend';
 import type { AdapterSpec, AdapterSpecOverrides, OutputDtype } from '../core/options';
 import type { InspectReport } from '../core/reports';
@@ -53,8 +53,14 @@ function required(p: Parsed, name: string): string {
   return v;
 }
 
-function progressMode(p: Parsed, io: Io): 'tty' | 'json' | 'none' {
-  return bool(p, 'json') ? 'json' : io.stderrIsTTY ? 'tty' : 'none';
+/** Runs a long job with a progress bar (TTY) or JSON progress lines (--json), always clearing the bar after. */
+async function withProgress<R>(p: Parsed, io: Io, job: (onProgress: ProgressSink) => Promise<R>): Promise<R> {
+  const prog = progressSink(bool(p, 'json') ? 'json' : io.stderrIsTTY ? 'tty' : 'none');
+  try {
+    return await job(prog.sink);
+  } finally {
+    prog.done();
+  }
 }
 
 // ---------------------------------------------------------------- inspect
@@ -160,9 +166,8 @@ export async function cmdMerge(argv: string[], io: Io): Promise<number> {
   if (p.positional.length) throw inputError('Usage', `unexpected argument '${p.positional[0]}' (see --help)`);
   const dtype = (str(p, 'dtype') ?? 'keep') as OutputDtype;
   if (!['keep', 'f16', 'bf16', 'f32'].includes(dtype)) throw inputError('BadDtype', `--dtype must be keep, f16, bf16 or f32 — got '${dtype}'`);
-  const prog = progressSink(progressMode(p, io));
-  try {
-    const report = await merge({
+  const report = await withProgress(p, io, (onProgress) =>
+    merge({
       base: required(p, 'base'),
       adapters: adapterSpecs(p, overrides(p)),
       out: required(p, 'out'),
@@ -170,20 +175,17 @@ export async function cmdMerge(argv: string[], io: Io): Promise<number> {
       device: device(p),
       overwrite: bool(p, 'force'),
       cancel: io.cancel,
-      onProgress: prog.sink,
-    });
-    prog.done();
-    if (bool(p, 'json')) io.out(JSON.stringify(report, null, 2));
-    else {
-      io.out(`merged → ${report.out}`);
-      io.out(`  ${report.tensorsMerged} tensors merged, ${report.tensorsReplaced} replaced, ${report.tensorsCopied} copied · ${fmtBytes(report.bytesWritten)} in ${report.seconds.toFixed(2)} s on ${report.device}`);
-      for (const l of report.deviceReport) io.out(`  device: ${l}`);
-      for (const w of report.warnings) io.out(`  ⚠ ${w.message}`);
-    }
-    return 0;
-  } finally {
-    prog.done();
+      onProgress,
+    }),
+  );
+  if (bool(p, 'json')) io.out(JSON.stringify(report, null, 2));
+  else {
+    io.out(`merged → ${report.out}`);
+    io.out(`  ${report.tensorsMerged} tensors merged, ${report.tensorsReplaced} replaced, ${report.tensorsCopied} copied · ${fmtBytes(report.bytesWritten)} in ${report.seconds.toFixed(2)} s on ${report.device}`);
+    for (const l of report.deviceReport) io.out(`  device: ${l}`);
+    for (const w of report.warnings) io.out(`  ⚠ ${w.message}`);
   }
+  return 0;
 }
 
 // ---------------------------------------------------------------- unmerge
@@ -203,10 +205,9 @@ export async function cmdUnmerge(argv: string[], io: Io): Promise<number> {
   const p = parseArgs(argv, unmergeSpec);
   if (bool(p, 'help')) return io.out(helpText('Usage: lora-lens unmerge --merged <m> --adapter <a> --out <o> [--base <original>] [options]', unmergeSpec)), 0;
   if (p.positional.length) throw inputError('Usage', `unexpected argument '${p.positional[0]}' (see --help)`);
-  const prog = progressSink(progressMode(p, io));
   const base = str(p, 'base');
-  try {
-    const report = await unmerge({
+  const report = await withProgress(p, io, (onProgress) =>
+    unmerge({
       merged: required(p, 'merged'),
       adapter: { path: required(p, 'adapter'), ...overrides(p) },
       out: required(p, 'out'),
@@ -214,26 +215,23 @@ export async function cmdUnmerge(argv: string[], io: Io): Promise<number> {
       device: device(p),
       overwrite: bool(p, 'force'),
       cancel: io.cancel,
-      onProgress: prog.sink,
-    });
-    prog.done();
-    if (bool(p, 'json')) io.out(JSON.stringify(report, null, 2));
-    else {
-      io.out(`unmerged → ${report.out}  (${report.tensorsUnmerged} tensors, ${report.seconds.toFixed(2)} s on ${report.device})`);
-      for (const w of report.warnings) io.out(`  ⚠ ${w.message} [${w.code}]`);
-      if (report.drift) {
-        io.out('');
-        io.out(renderTable(report.drift, [
-          { title: 'tensor', get: (d) => d.baseKey, max: 64 },
-          { title: "max drift (ulps of W')", get: (d) => fmtNum(d.maxUlps), align: 'right' },
-          { title: 'max |Δ|', get: (d) => fmtNum(d.maxAbs), align: 'right' },
-        ]));
-      }
+      onProgress,
+    }),
+  );
+  if (bool(p, 'json')) io.out(JSON.stringify(report, null, 2));
+  else {
+    io.out(`unmerged → ${report.out}  (${report.tensorsUnmerged} tensors, ${report.seconds.toFixed(2)} s on ${report.device})`);
+    for (const w of report.warnings) io.out(`  ⚠ ${w.message} [${w.code}]`);
+    if (report.drift) {
+      io.out('');
+      io.out(renderTable(report.drift, [
+        { title: 'tensor', get: (d) => d.baseKey, max: 64 },
+        { title: "max drift (ulps of W')", get: (d) => fmtNum(d.maxUlps), align: 'right' },
+        { title: 'max |Δ|', get: (d) => fmtNum(d.maxAbs), align: 'right' },
+      ]));
     }
-    return 0;
-  } finally {
-    prog.done();
   }
+  return 0;
 }
 
 // ---------------------------------------------------------------- parity
@@ -255,9 +253,8 @@ export async function cmdParity(argv: string[], io: Io): Promise<number> {
   if (bool(p, 'help')) return io.out(helpText('Usage: lora-lens parity --base <b> --adapter <a> [--merged <m>] [options]\n\nExit status: 0 all layers pass, 1 some layer fails, 2 bad input.', paritySpec)), 0;
   if (p.positional.length) throw inputError('Usage', `unexpected argument '${p.positional[0]}' (see --help)`);
   const merged = str(p, 'merged');
-  const prog = progressSink(progressMode(p, io));
-  try {
-    const report = await parity({
+  const report = await withProgress(p, io, (onProgress) =>
+    parity({
       base: required(p, 'base'),
       adapter: { path: required(p, 'adapter'), ...overrides(p) },
       ...(merged ? { merged } : {}),
@@ -266,25 +263,22 @@ export async function cmdParity(argv: string[], io: Io): Promise<number> {
       toleranceFactor: num(p, 'tolerance-factor', { min: 0 }) ?? 1,
       device: device(p),
       cancel: io.cancel,
-      onProgress: prog.sink,
-    });
-    prog.done();
-    if (bool(p, 'json')) io.out(JSON.stringify(report, null, 2));
-    else {
-      io.out(renderTable(report.layers, [
-        { title: 'layer', get: (l) => l.module, max: 60 },
-        { title: 'max |diff|', get: (l) => fmtNum(l.maxAbsDiff), align: 'right' },
-        { title: 'tolerance', get: (l) => fmtNum(l.tolerance), align: 'right' },
-        { title: 'verdict', get: (l) => (l.pass ? 'pass' : 'FAIL') },
-        { title: 'diagnosis', get: (l) => l.diagnosis ?? '' },
-      ]));
-      const failed = report.layers.filter((l) => !l.pass).length;
-      io.out(`\n${report.pass ? '✓ parity holds' : `✗ ${failed} of ${report.layers.length} layers fail`} · ${report.probes} probes, seed ${report.seed}, ${report.mergedPath ? `merged file ${report.mergedPath}` : 'in-memory merge'} · ${report.seconds.toFixed(2)} s on ${report.device}`);
-    }
-    return report.pass ? 0 : 1;
-  } finally {
-    prog.done();
+      onProgress,
+    }),
+  );
+  if (bool(p, 'json')) io.out(JSON.stringify(report, null, 2));
+  else {
+    io.out(renderTable(report.layers, [
+      { title: 'layer', get: (l) => l.module, max: 60 },
+      { title: 'max |diff|', get: (l) => fmtNum(l.maxAbsDiff), align: 'right' },
+      { title: 'tolerance', get: (l) => fmtNum(l.tolerance), align: 'right' },
+      { title: 'verdict', get: (l) => (l.pass ? 'pass' : 'FAIL') },
+      { title: 'diagnosis', get: (l) => l.diagnosis ?? '' },
+    ]));
+    const failed = report.layers.filter((l) => !l.pass).length;
+    io.out(`\n${report.pass ? '✓ parity holds' : `✗ ${failed} of ${report.layers.length} layers fail`} · ${report.probes} probes, seed ${report.seed}, ${report.mergedPath ? `merged file ${report.mergedPath}` : 'in-memory merge'} · ${report.seconds.toFixed(2)} s on ${report.device}`);
   }
+  return report.pass ? 0 : 1;
 }
 
 // ---------------------------------------------------------------- diff
