@@ -244,7 +244,7 @@ export const LAYER_COLUMNS: Column<LayerReport>[] = [
   { width: '4.5em', key: 'dtype', label: 'dtype', numeric: false, value: (l) => l.dtype, text: (l) => l.dtype },
   { width: '6em', key: 'norm', label: '‖ΔW‖', numeric: true, value: (l) => l.normDelta ?? l.normBA, text: (l) => (l.normDelta !== null ? fmtNum(l.normDelta) : `${fmtNum(l.normBA)} (BA)`) },
   { width: '7em', key: 'rel', label: '‖ΔW‖/‖W₀‖', numeric: true, value: (l) => l.relNorm, text: (l) => fmtNum(l.relNorm) },
-  { width: '5em', key: 'erank', label: 'eff. rank', numeric: true, value: (l) => l.effectiveRank, text: (l) => fmtNum(l.effectiveRank, 3) },
+  { width: '5.5em', key: 'erank', label: 'eff. rank', numeric: true, value: (l) => l.effectiveRank, text: (l) => fmtNum(l.effectiveRank, 3) },
 ];
 
 export const TENSOR_COLUMNS: Column<TensorRow>[] = [
@@ -262,7 +262,7 @@ export const DIFF_COLUMNS: Column<DiffModule>[] = [
   { width: '6em', key: 'normA', label: '‖ΔW‖ A', numeric: true, value: (d) => d.normA, text: (d) => fmtNum(d.normA) },
   { width: '6em', key: 'normB', label: '‖ΔW‖ B', numeric: true, value: (d) => d.normB, text: (d) => fmtNum(d.normB) },
   { width: '5em', key: 'cosine', label: 'cosine', numeric: true, value: (d) => d.cosine, text: (d) => (d.shapeMismatch ? 'shape ≠' : fmtNum(d.cosine)) },
-  { width: '7em', key: 'subspace', label: 'subspace sim.', numeric: true, value: (d) => d.subspaceSimilarity, text: (d) => fmtNum(d.subspaceSimilarity) },
+  { width: '8.5em', key: 'subspace', label: 'subspace sim.', numeric: true, value: (d) => d.subspaceSimilarity, text: (d) => fmtNum(d.subspaceSimilarity) },
 ];
 
 export function changeText(a: number | null, b: number | null): string {
@@ -319,9 +319,10 @@ export type LoralibEdit =
 
 /**
  * The values to write: only the fields the user changed (null = leave the file as it is), so saving α never pins an
- * inferred mask or a default fan_in_fan_out that a linked base would have corrected.
+ * inferred mask or a default fan_in_fan_out that a linked base would have corrected. `confirmMask`: the user typed
+ * in the mask field of an inferred mask, so even the same value is a statement worth saving (it ends the guess).
  */
-export function loralibEdit(initial: LoralibFields, current: LoralibFields): LoralibEdit {
+export function loralibEdit(initial: LoralibFields, current: LoralibFields, { confirmMask = false } = {}): LoralibEdit {
   let alpha: number | null = null;
   const a = current.alpha.trim();
   if (a !== '' && a !== initial.alpha.trim()) {
@@ -335,6 +336,11 @@ export function loralibEdit(initial: LoralibFields, current: LoralibFields): Lor
     const parsed = parseMask(m);
     if (!parsed) return { ok: false, error: 'The mask is a list of 1/0 per output block, e.g. 1,0,1.' };
     if (maskToText(parsed) !== initial.mask.trim()) enableLora = parsed;
+  }
+  if (enableLora === null && confirmMask && m !== '') {
+    const parsed = parseMask(m);
+    if (!parsed) return { ok: false, error: 'The mask is a list of 1/0 per output block, e.g. 1,0,1.' };
+    enableLora = parsed;
   }
   const fanInFanOut = current.fanInFanOut !== initial.fanInFanOut ? current.fanInFanOut : null;
   if (alpha === null && enableLora === null && fanInFanOut === null) {

@@ -2,29 +2,19 @@
  * The shapes every shell (CLI --json, extension, webview) consumes. Field names here are a public contract:
  * `lora-lens inspect --json` prints InspectReport; changing a name is a breaking change (document it in README).
  */
-import type { AdapterFormat, AdapterWarning, LayerKind, Provenance, ReplacedTensor, ScalingRule } from './adapter/types';
+import type { AdapterFormat, AdapterLayer, AdapterWarning, ReplacedTensor } from './adapter/types';
 import type { CheckpointFormat } from './checkpoint';
 import type { Device } from './compute/backend';
 import type { Dtype } from './dtype';
 
-export interface LayerReport {
-  module: string;
-  baseKey: string | null;
-  kind: LayerKind;
-  r: number;
-  alpha: number | null;
-  scaling: number | null;
-  scalingRule: ScalingRule;
-  enableLora: boolean[] | null;
-  fanInFanOut: boolean;
-  inFeatures: number;
-  outFeatures: number;
-  dtype: Dtype;
-  aShape: number[];
-  bShape: number[];
+/** The adapter model's view of a layer (see AdapterLayer for each field), plus statistics. */
+export interface LayerReport
+  extends Pick<
+    AdapterLayer,
+    | 'module' | 'baseKey' | 'kind' | 'r' | 'alpha' | 'scaling' | 'scalingRule' | 'enableLora' | 'fanInFanOut'
+    | 'inFeatures' | 'outFeatures' | 'dtype' | 'aShape' | 'bShape' | 'sources' | 'notes'
+  > {
   dora: boolean;
-  sources: { r: Provenance; alpha: Provenance; enableLora: Provenance; fanInFanOut: Provenance };
-  notes: string[];
   /** ‖ΔW‖_F including scaling (null when alpha unknown: then normBA is still given). */
   normDelta: number | null;
   /** ‖B·A‖_F without scaling. */

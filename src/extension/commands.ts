@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import type { ParityReport } from '../core/reports';
 import { confirmPlan, pickDevice, pickDtype } from './confirm';
 import type { DiffPanels } from './diffPanel';
+import { distinctLabels } from './labels';
 import { INSPECTOR_VIEW_TYPES, inspectorViewTypeFor, type InspectorProvider } from './inspector';
 import type { JobRunner } from './jobs';
 import { output, reportError } from './output';
@@ -278,7 +279,8 @@ class Commands {
         options: { a: { path: a.fsPath }, b: { path: b.fsPath }, ...(base ? { base } : {}) },
       });
       output().info(`Diff ${a.fsPath} ↔ ${b.fsPath}: ${r.summary.both} shared, ${r.summary.onlyA} only A, ${r.summary.onlyB} only B, mean cosine ${r.summary.meanCosine ?? '—'}`);
-      this.s.diffs.show(r, a.fsPath, b.fsPath, label(a.fsPath), label(b.fsPath));
+      const [labelA, labelB] = distinctLabels(a.fsPath, b.fsPath);
+      this.s.diffs.show(r, a.fsPath, b.fsPath, labelA, labelB);
     } catch (e) {
       reportError(t('Compare'), e);
     }

@@ -47,7 +47,6 @@ export class DiffPanels implements vscode.Disposable {
   private async restore(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
     panel.webview.options = webviewOptions(this.context.extensionUri);
     const found = lookupDiffPanel(this.context.workspaceState, state);
-    output().info(`DEBUG restore state=${JSON.stringify(state)} found=${!!found} store=${JSON.stringify(this.context.workspaceState.get('loraLens.diffPanels'))}`);
     if (!found) {
       // Unknown or forged state: show why instead of an empty tab, and read nothing.
       output().warn('A restored adapter comparison had no matching record in this workspace; not restored.');
@@ -107,7 +106,6 @@ export class DiffPanels implements vscode.Disposable {
     panel.onDidDispose(() => {
       disposed = true;
       sub.dispose();
-      output().info(`DEBUG disposed ${id}`);
       if (id) void forgetDiffPanel(this.context.workspaceState, id);
     });
   }

@@ -60,8 +60,8 @@ export function buildExtension() {
 }
 
 /**
- * Installs the extension for one run: a folder named publisher.name-version whose entries link back to the repo, so
- * the extension host loads exactly what was just built (package.json, dist/, media/, node_modules/ for the native
+ * Installs the extension for one run: a folder named publisher.name-version with a copy of what was just built
+ * (package.json, dist/) and links back to the repo for the rest (media/, node_modules/ for the native
  * onnxruntime-node addon). With `vsix`, installs a packaged .vsix with code-server's CLI instead.
  */
 export function installExtension({ extensionsDir, userDataDir, env, codeServerBin, vsix }) {
@@ -73,11 +73,17 @@ export function installExtension({ extensionsDir, userDataDir, env, codeServerBi
     return;
   }
   const dir = path.join(extensionsDir, `${EXTENSION_ID}-${extensionVersion()}`);
-  fs.rmSync(dir, { recursive: true, force: true }); // links only: rm does not follow them into the repo
+  fs.rmSync(dir, { recursive: true, force: true }); // copies and links: rm does not follow links into the repo
   fs.mkdirSync(dir);
+  // The code (package.json, dist/) is copied, not linked: Node loads modules by their real path, and VS Code maps a
+  // caller to its extension by that path; through a link the API calls land on "Null Extension Description" (the
+  // source shown on every notification, the prefix of every status bar id). The rest stays linked (node_modules).
+  const copied = new Set(['package.json', 'package.nls.json', 'dist']);
   for (const entry of ['package.json', 'package.nls.json', 'dist', 'media', 'node_modules', 'README.md', 'LICENSE', 'CHANGELOG.md']) {
     const src = path.join(repoRoot, entry);
-    if (fs.existsSync(src)) fs.symlinkSync(src, path.join(dir, entry));
+    if (!fs.existsSync(src)) continue;
+    if (copied.has(entry)) fs.cpSync(src, path.join(dir, entry), { recursive: true });
+    else fs.symlinkSync(src, path.join(dir, entry));
   }
 }
 

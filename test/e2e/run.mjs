@@ -353,6 +353,8 @@ scenario('q', "run a parity check from the inspector's button: a result notifica
   await wb.screenshot('q-parity-result');
   await toast.locator('.monaco-button', { hasText: /parity report/i }).first().click();
   await waitFor('the parity report in the output', () => /Parity PASS/.test(wb.outputChannelText()), { timeoutMs: 10000 });
+  // The report opened the panel; later scenarios (and the docs screenshots) want the editor area back.
+  await wb.runCommand('View: Hide Panel').catch(() => {});
 });
 
 scenario('b', 'loralib checkpoint without config: the editor starts from the current values; only changed ones are saved', async ({ wb, ws, notes }) => {
@@ -408,14 +410,25 @@ scenario('b', 'loralib checkpoint without config: the editor starts from the cur
   assert.deepEqual(cfg, { lora_alpha: alpha, fan_in_fan_out: c.layers[0].fan_in_fan_out }, 'α kept, fan_in_fan_out added, no mask');
   await waitFor('the table to show fan_in_fan_out', async () => (await frame.locator('[data-testid=layer-row] [data-col=fifo]').allInnerTexts()).every((t) => t.trim() === 'yes'), { timeoutMs: 10000 });
 
-  // 3) Saving without a change writes nothing and says so.
+  // 3) Typing the inferred mask confirms it: the same value, now stated in the file.
+  assert.match(await frame.locator('.loralib .muted').first().innerText(), /store neither/, 'the inferred mask still asks for attention');
+  await fillField(frame, '[data-testid=mask-input]', c.layers[0].enable_lora.map((b) => (b ? 1 : 0)).join(','));
+  await frame.locator('[data-testid=save-config]').first().click();
+  await waitFor('enable_lora in lora_config.json', () => JSON.parse(fs.readFileSync(cfgFile, 'utf8')).enable_lora !== undefined, { timeoutMs: 10000 });
+  cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  log(`  lora_config.json after confirming the mask: ${JSON.stringify(cfg)}`);
+  assert.deepEqual(cfg, { lora_alpha: alpha, fan_in_fan_out: c.layers[0].fan_in_fan_out, enable_lora: c.layers[0].enable_lora });
+  await waitFor('the editor to stop asking for attention', async () => /lora_config\.json beside/.test(await frame.locator('.loralib .muted').first().innerText()), { timeoutMs: 10000 });
+
+  await frame.locator('[data-testid=layer-row]').first().click(); // a selected layer fills the spectrum for the docs shot
+  await wb.screenshot('b-loralib-config-saved');
+
+  // 4) Saving without a change writes nothing and says so.
   const before = fs.readFileSync(cfgFile, 'utf8');
   await frame.locator('[data-testid=save-config]').first().click();
   const msg = await waitFor('"nothing to save"', async () => { const t = await frame.locator('[data-testid=config-error]').innerText(); return /nothing/i.test(t) && t; }, { timeoutMs: 5000 });
   log(`  unchanged save: "${msg}"`);
   assert.equal(fs.readFileSync(cfgFile, 'utf8'), before, 'file untouched');
-  await frame.locator('[data-testid=layer-row]').first().click(); // a selected layer fills the spectrum for the docs shot
-  await wb.screenshot('b-loralib-config-saved');
 });
 
 /** The loralib editor's fields as the user sees them. */
@@ -527,6 +540,9 @@ scenario('r', "compare from the inspector's button; the diff panel comes back af
   assert.ok(before.length >= readCase('peft-llama-f16').layers.length, 'rows for the shared modules');
   // Reload the window: VS Code restores the panel through the serializer, which recomputes the diff from the two
   // adapters recorded when they were picked.
+  // A browser workbench persists its state asynchronously (IndexedDB): a reload within a second of opening the panel
+  // can lose it in code-server, as closing a desktop window mid-write would. Reload the way a person does, later.
+  await sleep(3000);
   const t = Date.now();
   await wb.page.reload({ timeout: 30000 });
   await wb.page.locator('.monaco-workbench').waitFor({ timeout: 30000 });

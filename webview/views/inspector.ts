@@ -1,6 +1,7 @@
 /** The inspector: summary, actions, loralib editor, heatmap, per-layer table and spectrum (or a plain tensor list). */
 import type { InspectReport, LayerReport, TensorRow } from '../../src/core/reports';
 import type { InspectorAction, PersistedState } from '../../src/protocol/messages';
+import type { LoralibFields } from '../model';
 import {
   fmtBytes, fmtCount, gridTemplate, heatmapGrid, isLoralib, LAYER_COLUMNS, loralibEdit, loralibInitialFields, maskChips,
   needsLoralibEditor, rangeText, TENSOR_COLUMNS, type Column,
@@ -21,6 +22,12 @@ export class InspectorView {
   private readonly spectrum = h('section', { class: 'panel spectrum', 'data-testid': 'spectrum' });
   private state: Omit<PersistedState, 'protocolVersion'>;
   private saveTimer = 0;
+  /**
+   * loralib fields the user has edited but not saved. A refresh (the config watcher firing after a save, a trainer
+   * rewriting the checkpoint) re-renders the editor; an edit in progress survives it unless the new report now
+   * says the same thing.
+   */
+  private loralibDraft: Partial<LoralibFields> = {};
 
   constructor(private readonly root: HTMLElement, restored: PersistedState | null) {
     this.state = restored ?? { filter: '', sortKey: null, sortDesc: false, selected: null, scrollTop: 0 };
@@ -135,7 +142,7 @@ export class InspectorView {
         [t('Scaling'), `${rangeText(L.map((l) => l.scaling))} (${rules || '—'})`],
       );
     } else {
-      items.push([t('Tensors'), String(r.tensors.length)]);
+      items.push([t('Tensors'), r.tensors.length.toLocaleString()]);
     }
     items.push([t('Parameters'), fmtCount(r.parameterCount)], ['dtype', dtypes || '—'], [t('File size'), fmtBytes(r.fileSize)]);
     const dl = h('dl', { class: 'summary-grid' });
@@ -168,23 +175,36 @@ export class InspectorView {
   private renderLoralibEditor(r: InspectReport): HTMLElement {
     // Every field starts from what the report uses now; only fields the user changes are written (loralibEdit).
     const initial = loralibInitialFields(r.layers);
+    const draft = this.loralibDraft;
+    // Typing an inferred mask confirms it, so that draft stays until the file states the mask.
+    const maskInferred = r.layers.some((l) => l.enableLora !== null && l.sources.enableLora === 'inferred');
+    if (draft.alpha !== undefined && draft.alpha.trim() === initial.alpha) delete draft.alpha;
+    if (draft.mask !== undefined && draft.mask.trim() === initial.mask && !maskInferred) delete draft.mask;
+    if (draft.fanInFanOut === initial.fanInFanOut) delete draft.fanInFanOut;
     const hasMask = r.layers.some((l) => l.enableLora !== null);
     const alpha = h('input', {
       type: 'number', min: '0', step: 'any', 'data-testid': 'alpha-input', id: 'alpha-input',
-      value: initial.alpha, placeholder: t('unknown, e.g. 16'),
+      value: draft.alpha ?? initial.alpha, placeholder: t('unknown, e.g. 16'),
     });
     const mask = h('input', {
-      type: 'text', 'data-testid': 'mask-input', id: 'mask-input', value: initial.mask,
+      type: 'text', 'data-testid': 'mask-input', id: 'mask-input', value: draft.mask ?? initial.mask,
       placeholder: '1,0,1', disabled: !hasMask,
     });
-    const fifo = h('input', { type: 'checkbox', id: 'fifo-input', 'data-testid': 'fifo-input', checked: initial.fanInFanOut });
+    const fifo = h('input', { type: 'checkbox', id: 'fifo-input', 'data-testid': 'fifo-input', checked: draft.fanInFanOut ?? initial.fanInFanOut });
+    alpha.addEventListener('input', () => (draft.alpha = alpha.value));
+    mask.addEventListener('input', () => (draft.mask = mask.value));
+    fifo.addEventListener('change', () => (draft.fanInFanOut = fifo.checked));
     const error = h('p', { class: 'error-text', role: 'alert', 'data-testid': 'config-error' });
     const save = h('vscode-button', { 'data-testid': 'save-config' });
     save.textContent = t('Save to lora_config.json');
     save.addEventListener('click', () => {
       error.textContent = '';
-      const edit = loralibEdit(initial, { alpha: alpha.value, mask: hasMask ? mask.value : '', fanInFanOut: fifo.checked });
+      error.className = 'error-text';
+      const current = { alpha: alpha.value, mask: hasMask ? mask.value : '', fanInFanOut: fifo.checked };
+      const edit = loralibEdit(initial, current, { confirmMask: maskInferred && draft.mask !== undefined });
       if (!edit.ok) {
+        // "Nothing to save" is information, not a mistake.
+        if (edit.nothingChanged) error.className = 'muted';
         error.textContent = t(edit.error);
         return;
       }

@@ -98,7 +98,8 @@ export class VirtualTable<T> {
     const col = this.o.columns.find((c) => c.key === this.sortKey);
     if (col) rows = sortRows(rows, col.value, this.sortDesc);
     this.view = rows;
-    this.count.textContent = rows.length === this.all.length ? `${rows.length} rows` : `${rows.length} of ${this.all.length} rows`;
+    const n = (x: number) => x.toLocaleString();
+    this.count.textContent = rows.length === this.all.length ? `${n(rows.length)} rows` : `${n(rows.length)} of ${n(this.all.length)} rows`;
     this.renderHeader();
     this.render();
   }

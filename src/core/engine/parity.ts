@@ -11,6 +11,7 @@ import { throwIfCancelled, type CancelToken, type ProgressSink } from '../cancel
 import type { Checkpoint } from '../checkpoint';
 import type { ComputeBackend } from '../compute/backend';
 import { selectBackend } from '../compute/select';
+import { view16 } from '../compute/views';
 import { toF32 } from '../convert';
 import type { Dtype } from '../dtype';
 import { inputError } from '../errors';
@@ -22,6 +23,7 @@ import { storedFactors, transpose } from './delta';
 import { describeScale, diagnoseShape, diagnoseUpdate, type Diagnosis } from './diagnose';
 import { doraNormAxis } from './dora';
 import { matrixDims, mergeTensor } from './mergeTensor';
+import { isHalfDtype, rowStats16, rowStats32, type RowStats } from './rowStats';
 import { planMerge, type TensorPlan } from './plan';
 import { gaussianProbes, probeTokenIds } from './rng';
 import { closeAll, loadAdapters } from './sources';
@@ -109,6 +111,9 @@ export async function checkParity(ctx: ParityContext): Promise<ParityLayer[]> {
   let bytesDone = 0;
   const started = performance.now();
   const out: ParityLayer[] = [];
+  const scratch: Scratch = { D: null };
+  // The next tensor's bytes are read while this one is computed (reads run on libuv's threads).
+  let next = targets.length ? quiet(loadTensor(ctx, targets[0]!)) : null;
   for (const [i, p] of targets.entries()) {
     throwIfCancelled(ctx.cancel);
     ctx.onProgress?.({
@@ -116,11 +121,78 @@ export async function checkParity(ctx: ParityContext): Promise<ParityLayer[]> {
       etaSeconds: bytesDone > 0 ? ((performance.now() - started) / 1000) * (bytesTotal - bytesDone) / bytesDone : null,
       current: p.baseKey,
     });
-    out.push(await checkTensor(ctx, p));
+    const loaded = await next!;
+    next = i + 1 < targets.length ? quiet(loadTensor(ctx, targets[i + 1]!)) : null;
+    out.push(await checkTensor(ctx, p, loaded, scratch));
     bytesDone += p.info.byteLength;
   }
   ctx.onProgress?.({ phase: 'parity', bytesDone, bytesTotal, tensorsDone: targets.length, tensorsTotal: targets.length, etaSeconds: 0 });
   return out;
+}
+
+/** Awaited later; keeps an early failure of a prefetch from counting as unhandled. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+/** Reused across tensors: D of the largest tensor so far. */
+interface Scratch {
+  D: Float32Array | null;
+}
+
+/**
+ * A tensor as stored: F16/BF16/F32 keep their bytes (rowStats reads halves directly, the fp32 copy is made only when a
+ * path needs it); other dtypes are decoded by the checkpoint, which also refuses the ones parity cannot do math in.
+ */
+interface Stored {
+  dtype: Dtype;
+  bytes: Uint8Array | null;
+  f32: Float32Array | null;
+}
+
+const isRawDtype = (d: Dtype) => d === 'F16' || d === 'BF16' || d === 'F32';
+
+async function readStored(ck: Checkpoint, key: string): Promise<Stored> {
+  const info = ck.get(key);
+  if (info && isRawDtype(info.dtype)) return { dtype: info.dtype, bytes: await ck.readBytes(key), f32: null };
+  return { dtype: info?.dtype ?? 'F32', bytes: null, f32: owned(await ck.readF32(key)) };
+}
+
+/** fp32 values of a stored tensor (decoded once; never written to by parity). */
+function f32Of(s: Stored): Float32Array {
+  s.f32 ??= toF32(s.bytes!, s.dtype);
+  return s.f32;
+}
+
+interface LoadedTensor {
+  upd: TensorUpdate;
+  base: Stored;
+  /** The merged tensor, a verdict that needs no math (missing, wrong shape), or null for the in-memory merge. */
+  merged: Stored | Diagnosis | null;
+}
+
+/** Everything one tensor's check reads, started together; errors surface in the order the check would meet them. */
+async function loadTensor(ctx: ParityContext, p: TensorPlan): Promise<LoadedTensor> {
+  const { rows, cols } = matrixDims(p.info.shape);
+  const updP = quiet(readUpdate(ctx, p, rows, cols));
+  const baseP = quiet(p.replacement ? readStored(ctx.adapter.checkpoint, p.replacement.tensor.key) : readStored(ctx.base, p.baseKey));
+  let mergedP: Promise<Stored | Diagnosis | null> = Promise.resolve(null);
+  if (ctx.merged) {
+    const mi = ctx.merged.get(p.baseKey);
+    const layer = (p.dora ?? p.updates[0]!).layer;
+    const md = mi ? matrixDims(mi.shape) : null;
+    if (!mi) {
+      mergedP = Promise.resolve({ code: 'missing', estimatedScaling: null, sentence: `missing from the merged checkpoint (${p.baseKey})` });
+    } else if (md!.rows * md!.cols !== rows * cols || (mi.shape.length === p.info.shape.length && mi.shape.some((d, i) => d !== p.info.shape[i]))) {
+      mergedP = Promise.resolve(diagnoseShape(p.info.shape, mi.shape, layer.fanInFanOut));
+    } else {
+      mergedP = quiet(readStored(ctx.merged, p.baseKey));
+    }
+  }
+  const upd = await updP;
+  const base = await baseP;
+  return { upd, base, merged: await mergedP };
 }
 
 /** One adapted tensor's update as s·X·Y in storage orientation (several layers on one tensor are concatenated). */
@@ -174,38 +246,30 @@ const outputAxisOf = (layer: AdapterLayer): 'rows' | 'cols' => (layer.kind === '
 const owned = (v: Float32Array) => v.slice();
 const f32Bytes = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 
-async function checkTensor(ctx: ParityContext, p: TensorPlan): Promise<ParityLayer> {
+async function checkTensor(ctx: ParityContext, p: TensorPlan, loaded: LoadedTensor, scratch: Scratch): Promise<ParityLayer> {
   const { rows, cols } = matrixDims(p.info.shape);
-  const upd = await readUpdate(ctx, p, rows, cols);
+  const { upd, base } = loaded;
   const layer = upd.layer;
   const head = { module: upd.module, baseKey: p.baseKey, expectedScaling: upd.scale };
   const fail = (d: Diagnosis, maxAbsDiff = Infinity, tolerance = 0): ParityLayer => ({
     ...head, pass: false, maxAbsDiff, tolerance, estimatedScaling: d.estimatedScaling, diagnosis: d.sentence,
   });
 
-  const w0 = p.replacement
-    ? owned(await ctx.adapter.checkpoint.readF32(p.replacement.tensor.key))
-    : owned(await ctx.base.readF32(p.baseKey));
-
-  let wm: Float32Array;
-  let mergedDtype: Dtype;
-  if (ctx.merged) {
-    const mi = ctx.merged.get(p.baseKey);
-    if (!mi) return fail({ code: 'missing', estimatedScaling: null, sentence: `missing from the merged checkpoint (${p.baseKey})` });
-    const md = matrixDims(mi.shape);
-    if (md.rows * md.cols !== rows * cols || (mi.shape.length === p.info.shape.length && mi.shape.some((d, i) => d !== p.info.shape[i]))) {
-      return fail(diagnoseShape(p.info.shape, mi.shape, layer.fanInFanOut));
-    }
-    wm = owned(await ctx.merged.readF32(p.baseKey));
-    mergedDtype = mi.dtype;
+  let merged: Stored;
+  if (loaded.merged && 'code' in loaded.merged) return fail(loaded.merged);
+  if (loaded.merged) {
+    merged = loaded.merged;
   } else {
-    const baseBytes = p.replacement ? null : await ctx.base.readBytes(p.baseKey);
+    const baseBytes = p.replacement ? null : (base.bytes ?? await ctx.base.readBytes(p.baseKey));
     const bytes = await mergeTensor({ plan: p, baseBytes, adapters: [ctx.adapter], backend: ctx.backend, outDtype: p.info.dtype });
-    wm = owned(toF32(bytes, p.info.dtype));
-    mergedDtype = p.info.dtype;
+    merged = { dtype: p.info.dtype, bytes, f32: null };
   }
 
-  const args: LayerArgs = { ctx, p, upd, rows, cols, w0, wm, mergedDtype };
+  const args: LayerArgs = {
+    ctx, p, upd, rows, cols, base, merged, mergedDtype: merged.dtype, scratch,
+    get w0() { return f32Of(base); },
+    get wm() { return f32Of(merged); },
+  };
   const r = layer.kind === 'embedding' ? await probeRows(args) : await probeForward(args);
   const pass = Number.isFinite(r.maxAbsDiff) && r.maxAbsDiff <= r.tolerance;
   if (pass) {
@@ -224,10 +288,13 @@ interface LayerArgs {
   upd: TensorUpdate;
   rows: number;
   cols: number;
-  /** Base and merged tensors, storage orientation, fp32 (owned copies). */
-  w0: Float32Array;
-  wm: Float32Array;
+  base: Stored;
+  merged: Stored;
+  /** Base and merged tensors, storage orientation, fp32 (decoded on first use; read-only). */
+  readonly w0: Float32Array;
+  readonly wm: Float32Array;
   mergedDtype: Dtype;
+  scratch: Scratch;
 }
 
 interface ProbeResult {
@@ -257,10 +324,9 @@ async function doraFactor(backend: ComputeBackend, w0: Float32Array, rows: numbe
   return Float64Array.from(sq, (s, u) => m[u]! / Math.fround(Math.sqrt(s)));
 }
 
-/** ⟨D, c⊙X·Y⟩ / ‖c⊙X·Y‖² with c along rows (rowFactor) — s* in the units of the scaling. */
-async function estimateScaling(backend: ComputeBackend, D: Float32Array, rows: number, cols: number, X: Float32Array, Y: Float32Array, rank: number, rowFactor: Float64Array | null): Promise<number | null> {
+/** ⟨D, c⊙X·Y⟩ / ‖c⊙X·Y‖² with c along rows (rowFactor) — s* in the units of the scaling; DY = D·Yᵀ (rows × rank). */
+function estimateScaling(DY: Float32Array, rows: number, cols: number, X: Float32Array, Y: Float32Array, rank: number, rowFactor: Float64Array | null): number | null {
   if (rank === 0) return null;
-  const DY = await backend.matmulNT(D, rows, cols, Y, rank); // rows × rank
   const G = gramRows(Y, rank, cols);
   let num = 0, den = 0;
   for (let i = 0; i < rows; i++) {
@@ -277,6 +343,23 @@ async function estimateScaling(backend: ComputeBackend, D: Float32Array, rows: n
   return den > 0 ? num / den : null;
 }
 
+/** D, the row norms and h_i in one pass; the 16-bit kernel needs no fp32 copy of either tensor. */
+async function forwardStats(a: LayerArgs, axis: 'rows' | 'cols', out: number, inn: number): Promise<{ st: RowStats; c: Float64Array | null }> {
+  const { upd, base, merged, scratch } = a;
+  if (!scratch.D || scratch.D.length < out * inn) scratch.D = new Float32Array(out * inn);
+  if (axis === 'rows' && !upd.magnitude && merged.bytes && base.bytes && isHalfDtype(merged.dtype) && isHalfDtype(base.dtype)) {
+    const st = rowStats16(view16(merged.bytes).u16, merged.dtype, view16(base.bytes).u16, base.dtype, out, inn, a.mergedDtype, scratch.D);
+    return { st, c: null };
+  }
+  const W0 = axis === 'rows' ? a.w0 : transpose(a.w0, a.rows, a.cols);
+  const Wm = axis === 'rows' ? a.wm : transpose(a.wm, a.rows, a.cols);
+  const R = upd.rank;
+  const c = upd.magnitude
+    ? await doraFactor(a.ctx.backend, W0, out, inn, axis === 'rows' ? upd.X : transpose(upd.Y, R, a.cols), axis === 'rows' ? upd.Y : transpose(upd.X, a.rows, R), R, upd.scale, upd.magnitude, 'rows', a.p.baseKey)
+    : null;
+  return { st: rowStats32(Wm, W0, out, inn, a.mergedDtype, c, scratch.D), c };
+}
+
 /** Linear, MergedLinear and conv (flattened to out × in·k·k): Gaussian probes through the forward orientation. */
 async function probeForward(a: LayerArgs): Promise<ProbeResult> {
   const { ctx, upd, rows, cols } = a;
@@ -286,45 +369,43 @@ async function probeForward(a: LayerArgs): Promise<ProbeResult> {
   const s = upd.scale;
   // Forward orientation: W (out × in), ΔW = s·P·Q.
   const [out, inn] = axis === 'rows' ? [rows, cols] : [cols, rows];
-  const W0 = axis === 'rows' ? a.w0 : transpose(a.w0, rows, cols);
-  const Wm = axis === 'rows' ? a.wm : transpose(a.wm, rows, cols);
   const P = axis === 'rows' ? upd.X : transpose(upd.Y, R, cols);
   const Q = axis === 'rows' ? upd.Y : transpose(upd.X, rows, R);
-
-  const c = upd.magnitude
-    ? await doraFactor(backend, W0, out, inn, P, Q, R, s, upd.magnitude, 'rows', a.p.baseKey)
-    : null;
-
-  const D = new Float32Array(out * inn);
-  for (let i = 0; i < out; i++) {
-    const ci = c ? c[i]! : 1;
-    const o = i * inn;
-    for (let j = 0; j < inn; j++) D[o + j] = Wm[o + j]! - ci * W0[o + j]!;
-  }
+  const { st, c } = await forwardStats(a, axis, out, inn);
 
   const n = ctx.probes ?? DEFAULT_PROBES;
   const x = gaussianProbes(ctx.seed ?? DEFAULT_SEED, a.p.baseKey, n, inn);
-  const yd = await backend.matmulNT(x, n, inn, D, out);
+  // One product over D serves the probes and s*: [X; Q]·Dᵀ = [X·Dᵀ; (D·Qᵀ)ᵀ].
+  let xq = x;
+  if (R > 0) {
+    xq = new Float32Array((n + R) * inn);
+    xq.set(x);
+    xq.set(Q, n * inn);
+  }
+  const Z = await backend.matmulNT(xq, n + R, inn, st.D, out);
   const yl = R > 0 ? await backend.matmulNT(await backend.matmulNT(x, n, inn, Q, R), n, R, P, out) : new Float32Array(n * out);
   let maxAbsDiff = 0;
   for (let q = 0; q < n; q++) {
     for (let i = 0; i < out; i++) {
       const k = q * out + i;
-      const d = Math.abs(yd[k]! - (c ? c[i]! : 1) * s * yl[k]!);
+      const d = Math.abs(Z[k]! - (c ? c[i]! : 1) * s * yl[k]!);
       if (!(d <= maxAbsDiff)) maxAbsDiff = Number.isNaN(d) ? Infinity : d;
     }
   }
 
-  const mergedNorms = rowNorms(Wm, out, inn);
-  const baseNorms = rowNorms(W0, out, inn);
   const L = lowRankRowBound(P, Q, out, R, inn, s);
   const E = weightErrorRows({
-    merged: Wm, mergedDtype: a.mergedDtype, baseNorms, mergedNorms, lowRank: L, adapterDtype: upd.layer.dtype, rank: R, rows: out, cols: inn, rowFactor: c,
+    halfUlp: st.halfUlp, mergedDtype: a.mergedDtype, baseNorms: st.baseNorms, mergedNorms: st.mergedNorms, lowRank: L, adapterDtype: upd.layer.dtype, rank: R, rows: out, cols: inn, rowFactor: c,
   });
-  const A = differenceAccumulated(rowNorms(D, out, inn), L, c, c ? mergedNorms : null);
+  const A = differenceAccumulated(st.diffNorms, L, c, c ? st.mergedNorms : null);
   const xn = probeNorms(x, n, inn).reduce((m, v) => Math.max(m, v), 0);
   const tolerance = forwardTolerance(E, A, xn, inn, R, ctx.toleranceFactor ?? 1);
-  const sStar = await estimateScaling(backend, D, out, inn, P, Q, R, c);
+  let sStar: number | null = null;
+  if (R > 0) {
+    const DY = new Float32Array(out * R);
+    for (let k = 0; k < R; k++) for (let i = 0; i < out; i++) DY[i * R + k] = Z[(n + k) * out + i]!;
+    sStar = estimateScaling(DY, out, inn, P, Q, R, c);
+  }
   return { maxAbsDiff, tolerance, estimatedScaling: sStar, rowFactor: c };
 }
 

@@ -77,24 +77,25 @@ export function ulp(v: number, dtype: Dtype): number {
   return 2 ** (Math.max(e, emin) - (t - 1));
 }
 
+/** ulp(v)/2 in `dtype` for the fp32 value with bit pattern `bits` (Infinity for Inf/NaN): an exact power of two. */
+export function halfUlpOfF32Bits(bits: number, dtype: Dtype): number {
+  const { t, emin } = formatOf(dtype);
+  const eb = (bits >>> 23) & 0xff;
+  if (eb === 0xff) return Infinity;
+  return 2 ** (Math.max(eb === 0 ? -126 : eb - 127, emin) - t);
+}
+
 /** h_i = √Σ_j (ulp(W_ij)/2)² per row: the largest ‖rounding error‖₂ a stored row can carry. */
 export function halfUlpRowNorms(w: Float32Array, rows: number, cols: number, dtype: Dtype): Float64Array {
-  const { t, emin } = formatOf(dtype);
+  // (ulp/2)² depends on the exponent byte only: a 256-entry table instead of a power per element.
+  const sq = new Float64Array(256);
+  for (let e = 0; e < 256; e++) sq[e] = halfUlpOfF32Bits(e << 23, dtype) ** 2;
   const h = new Float64Array(rows);
   const view = new Uint32Array(w.buffer, w.byteOffset, w.length);
   for (let i = 0; i < rows; i++) {
     let acc = 0;
-    const o = i * cols;
-    for (let j = 0; j < cols; j++) {
-      const eb = (view[o + j]! >>> 23) & 0xff;
-      if (eb === 0xff) {
-        acc = Infinity;
-        continue;
-      }
-      const e = Math.max(eb === 0 ? -126 : eb - 127, emin);
-      const half = 2 ** (e - t); // ulp/2
-      acc += half * half;
-    }
+    const end = (i + 1) * cols;
+    for (let k = i * cols; k < end; k++) acc += sq[(view[k]! >>> 23) & 0xff]!;
     h[i] = Math.sqrt(acc);
   }
   return h;
@@ -147,8 +148,8 @@ export function lowRankRowBound(P: Float32Array, Q: Float32Array, rows: number, 
 }
 
 export interface RowErrorInputs {
-  /** Merged weight, forward orientation (rows = outputs). */
-  merged: Float32Array;
+  /** Merged weight, forward orientation (rows = outputs); only read for h_i when `halfUlp` is not given. */
+  merged?: Float32Array;
   mergedDtype: Dtype;
   /** Row norms ‖W0_i‖ of the base (forward orientation). */
   baseNorms: Float64Array;
@@ -162,11 +163,14 @@ export interface RowErrorInputs {
   cols: number;
   /** DoRA factor per row (1 when absent). */
   rowFactor?: Float64Array | null;
+  /** h_i when already computed (rowStats.ts); otherwise derived from `merged`. */
+  halfUlp?: Float64Array;
 }
 
 /** E_i: per-row bound on ‖stored W'_i − exact W'_i‖₂ that a correct merge may carry (see the header). */
 export function weightErrorRows(inp: RowErrorInputs): Float64Array {
-  const h = halfUlpRowNorms(inp.merged, inp.rows, inp.cols, inp.mergedDtype);
+  const h = inp.halfUlp ?? (inp.merged ? halfUlpRowNorms(inp.merged, inp.rows, inp.cols, inp.mergedDtype) : null);
+  if (!h) throw new TypeError('weightErrorRows needs the merged weight or its half-ulp row norms');
   const eps = Math.max(machineEpsilon(inp.adapterDtype), machineEpsilon(inp.mergedDtype)) + gamma(inp.rank + 1);
   const e = new Float64Array(inp.rows);
   for (let i = 0; i < inp.rows; i++) {

@@ -116,7 +116,7 @@ type State = 'open' | 'committed' | 'aborted';
  * Bytes written between background `datasync` calls. Flushing while later tensors are still being computed overlaps
  * the device write with the work, so the fsync that must precede the rename finds little left to do.
  */
-const SYNC_EVERY_BYTES = 256 * 1024 * 1024;
+const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 
 export class AtomicOutput {
   private state: State = 'open';

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import {
   affectedLinks, linkForAdapter, parseLinkFile, recordMerge, resolveLinks, setBaseLink, toStoredPath,
 } from '../../../src/extension/links';
+import { distinctLabels } from '../../../src/extension/labels';
 
 const WS = path.resolve('/ws');
 const linkFile = path.join(WS, '.vscode', 'lora-lens.json');
@@ -96,4 +97,14 @@ test('recordMerge keeps unknown fields and other links, and updates a re-merge i
     { base: 'b2', adapter: 'a', merged: 'm2.safetensors' },
   ]);
   assert.ok(text.endsWith('\n'));
+});
+
+test('diff labels: the fewest trailing segments that tell two adapters apart', () => {
+  const p = (...s: string[]) => path.resolve('/ws', ...s);
+  assert.deepEqual(distinctLabels(p('llama-f16', 'adapter', 'adapter_model.safetensors'), p('llama-bf16-rslora', 'adapter', 'adapter_model.safetensors')), ['llama-f16/adapter', 'llama-bf16-rslora/adapter']);
+  assert.deepEqual(distinctLabels(p('run1', 'adapter_model.safetensors'), p('run2')), ['run1', 'run2']);
+  assert.deepEqual(distinctLabels(p('a.safetensors'), p('b.safetensors')), ['a.safetensors', 'b.safetensors']);
+  assert.deepEqual(distinctLabels(p('x', 'lora.safetensors'), p('y', 'lora.safetensors')), ['x/lora.safetensors', 'y/lora.safetensors']);
+  const same = distinctLabels(p('x', 'lora.safetensors'), p('x', 'lora.safetensors'));
+  assert.equal(same[0], same[1], 'the same file twice stays the same label');
 });

@@ -130,11 +130,15 @@ test('loralib editor writes only what the user changed', () => {
   // Only α typed: the inferred mask and fan_in_fan_out stay out of the file.
   assert.deepEqual(loralibEdit(initial, { ...initial, alpha: '16' }), { ok: true, alpha: 16, enableLora: null, fanInFanOut: null });
   // The untouched checkbox never writes fan_in_fan_out: false (the bug); unticking it does.
-  assert.deepEqual(loralibEdit(initial, { ...initial, alpha: '8' }).ok && loralibEdit(initial, { ...initial, alpha: '8' }), { ok: true, alpha: 8, enableLora: null, fanInFanOut: null });
+  const noBase = { alpha: '', mask: '1,0,1', fanInFanOut: false }; // default false until a base shows the Conv1D layout
+  assert.deepEqual(loralibEdit(noBase, { ...noBase, alpha: '8' }), { ok: true, alpha: 8, enableLora: null, fanInFanOut: null });
   assert.deepEqual(loralibEdit(initial, { ...initial, fanInFanOut: false }), { ok: true, alpha: null, enableLora: null, fanInFanOut: false });
   // The same mask spelled differently is no change; a different one is written.
   assert.equal(loralibEdit(initial, { ...initial, mask: ' 1, 0 ,1 ' }).ok, false);
   assert.deepEqual(loralibEdit(initial, { ...initial, mask: 'true false false' }), { ok: true, alpha: null, enableLora: [true, false, false], fanInFanOut: null });
+  // Typing the inferred mask again confirms it (ends the guess); the same text untouched does not.
+  assert.deepEqual(loralibEdit(initial, { ...initial, mask: '1,0,1' }, { confirmMask: true }), { ok: true, alpha: null, enableLora: [true, false, true], fanInFanOut: null });
+  assert.ok(!loralibEdit(initial, { ...initial, mask: 'x' }, { confirmMask: true }).ok);
   // Nothing changed → nothing to save (the message would be rejected by the host anyway).
   const none = loralibEdit(initial, initial);
   assert.ok(!none.ok && none.nothingChanged);
@@ -153,9 +157,10 @@ test('every column has a min width; the header template equals the row template;
     assert.equal(gridTemplate(cols).split(/ (?![^(]*\))/).length, cols.length);
     for (const c of cols) {
       assert.match(c.width, /^(\d+(\.\d+)?em|minmax\(\d+em, \d+fr\))$/, c.key);
-      // About 0.5em per character of a bold header (the old 4em "fan_in_fan_out" needed 7em and showed "fan_i…").
+      // About 0.6em per character of a bold header ("fan_in_fan_out" in 4em showed "fan_i…", "subspace sim." in 7em
+      // showed "subspace …").
       const em = c.width.startsWith('minmax') ? Number(/\d+/.exec(c.width)![0]) : Number.parseFloat(c.width);
-      assert.ok(em >= 0.5 * c.label.length, `${c.key}: "${c.label}" fits ${c.width}`);
+      assert.ok(em >= 0.6 * c.label.length, `${c.key}: "${c.label}" fits ${c.width}`);
     }
   }
   const fifo = LAYER_COLUMNS.find((c) => c.key === 'fifo')!;

@@ -93,6 +93,15 @@ export class SafetensorsCheckpoint implements Checkpoint {
     await this.source.readInto(t.offset, target);
   }
 
+  /** Reads bytes [offset, offset + target.byteLength) of a tensor into `target` (chunked copies of large tensors). */
+  async readRangeInto(name: string, offset: number, target: Uint8Array): Promise<void> {
+    const t = this.info(name);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + target.byteLength > t.byteLength) {
+      throw inputError('BufferSize', `cannot read ${target.byteLength} bytes at ${offset} of tensor "${name}" (${t.byteLength} bytes)`, this.path);
+    }
+    await this.source.readInto(t.offset + offset, target);
+  }
+
   async readF32(name: string): Promise<Float32Array> {
     const t = this.info(name);
     return decodeForMath(await this.readBytes(name), t.dtype, name, this.path);
