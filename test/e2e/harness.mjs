@@ -112,9 +112,11 @@ const USER_SETTINGS = {
 
 /**
  * Starts an isolated code-server with the extension installed.
+ * `workspaceTrust: true` leaves Workspace Trust on (no --disable-workspace-trust); pair it with extraSettings that
+ * enable trust, since the default profile turns it off.
  * Returns { url, port, proc, dirs, env, stop() }.
  */
-export async function startCodeServer({ port, host = '127.0.0.1', vsix, extraSettings = {}, tmpRoot, logFile } = {}) {
+export async function startCodeServer({ port, host = '127.0.0.1', vsix, extraSettings = {}, tmpRoot, logFile, workspaceTrust = false } = {}) {
   const { bin } = ensureCodeServer({ log });
   const root = tmpRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'lora-lens-e2e-'));
   const dirs = {
@@ -149,9 +151,10 @@ export async function startCodeServer({ port, host = '127.0.0.1', vsix, extraSet
   const args = [
     bin, '--bind-addr', `${host}:${p}`, '--auth', 'none',
     '--user-data-dir', dirs.userDataDir, '--extensions-dir', dirs.extensionsDir,
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
+    '--disable-telemetry', '--disable-update-check', '--disable-getting-started-override',
     '--ignore-last-opened',
   ];
+  if (!workspaceTrust) args.push('--disable-workspace-trust');
   log(`starting code-server ${CODE_SERVER_VERSION} on ${host}:${p} (log: ${logFile})`);
   // detached: its own process group, so stop() can take the file watcher and extension host down with it.
   const proc = spawn(process.execPath, args, { env, detached: true, stdio: ['ignore', out, out] });
@@ -456,8 +459,7 @@ export class Workbench {
     return out;
   }
 
-  saveLogs() {
-    const dest = path.join(resultsDir, 'logs');
+  saveLogs(dest = path.join(resultsDir, 'logs')) {
     fs.mkdirSync(dest, { recursive: true });
     for (const f of this.collectLogs()) {
       fs.copyFileSync(f, path.join(dest, f.replace(/[\\/]/g, '_').slice(-120)));

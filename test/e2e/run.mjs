@@ -14,8 +14,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildExtension, log, repoRoot, resultsDir, sleep, startSession, waitFor } from './harness.mjs';
-import { buildBigWorkspace, buildMainWorkspace, buildParityWorkspace, oracle, readCase } from './sampleWorkspace.mjs';
+import { buildExtension, log, repoRoot, resultsDir, sleep, startCodeServer, startSession, waitFor, Workbench } from './harness.mjs';
+import { buildBigWorkspace, buildMainWorkspace, buildMismatchedParityWorkspace, buildParityWorkspace, oracle, readCase } from './sampleWorkspace.mjs';
 import { buildManyLayers, buildManyTensors, inspectInWorker } from './loadFixtures.mjs';
 import { compareSafetensors, readSafetensors } from './safetensors.mjs';
 
@@ -652,6 +652,88 @@ scenario('e', 'parity on open and on save: ✓ at start; a changed lora_alpha sh
   log(`  status bar after restore: ${JSON.stringify(ok)}`);
   await wb.screenshot('e-parity-restored');
 }, { workspace: 'own' });
+
+scenario('t', 'untrusted workspace (Restricted Mode): the inspector reads, but a save runs no parity check', async ({ wb, tmp }) => {
+  // A second code-server with Workspace Trust on: the suite's own instance runs with --disable-workspace-trust.
+  const dir = buildMismatchedParityWorkspace(path.join(tmp, 'ws', 'untrusted'));
+  const inputs = new Map(listFiles(dir).map((f) => [f, fs.readFileSync(f)]));
+  const server = await startCodeServer({
+    tmpRoot: path.join(tmp, 'vscode-untrusted'),
+    logFile: path.join(resultsDir, 'code-server-untrusted.log'),
+    workspaceTrust: true,
+    extraSettings: {
+      'security.workspace.trust.enabled': true,
+      'security.workspace.trust.startupPrompt': 'never',
+      'security.workspace.trust.untrustedFiles': 'open',
+    },
+  });
+  // Same browser, own tab (another origin, so its own storage); brought to the front so focus and timers behave.
+  const page = await wb.page.context().newPage();
+  page.setDefaultTimeout(15000);
+  const u = new Workbench(page, server);
+  try {
+    await page.bringToFront();
+    await u.openWorkspace(dir);
+    // startupPrompt "never" should show no trust dialog; should one appear anyway, answer it the untrusting way.
+    const noTrust = page.locator('.monaco-dialog-box .monaco-button').filter({ hasText: /No, I don.t trust|Don.t Trust|Browse in Restricted Mode/i }).first();
+    if (await noTrust.isVisible({ timeout: 1500 }).catch(() => false)) { log('  trust dialog shown; declining'); await noTrust.click(); }
+    // Without proof of Restricted Mode the silence below would prove nothing.
+    const restricted = await waitFor('the Restricted Mode indicator', async () => {
+      const it = await u.statusBarItem(/Restricted Mode/i);
+      return it ?? ((await page.locator('.part.banner').filter({ hasText: /Restricted Mode/i }).count()) > 0 && { text: 'banner' });
+    }, { timeoutMs: 20000 });
+    log(`  restricted mode: ${JSON.stringify(restricted)}`);
+
+    // (1) Reading is safe: the inspector renders the adapter's rows.
+    const c = readCase('peft-gpt2-fan_in_fan_out');
+    const frame = await openInInspector(u, dir, 'adapter/adapter_model.safetensors', []);
+    await assertLayerTable(frame, c);
+
+    // (2) Nothing runs by itself: no check at startup, none after a save, although this link would fail parity.
+    const cfgFile = path.join(dir, 'adapter', 'adapter_config.json');
+    await closeAllEditors(u);
+    await u.openFile('adapter/adapter_config.json');
+    await page.locator('.editor-instance .monaco-editor').first().waitFor({ timeout: 10000 });
+    await replaceInEditorAndSave(u, cfgFile, '"lora_alpha": 32,', '"lora_alpha": 16,');
+    log('  saved lora_alpha 16; waiting 4 s (debounce is 500 ms)');
+    await sleep(4000);
+    const parity = await u.statusBarItem(/LoRA parity/i);
+    const problems = await u.problems();
+    log(`  status bar parity item: ${JSON.stringify(parity ?? null)}; problems: ${JSON.stringify(problems)}`);
+    await u.screenshot('t-untrusted');
+    assert.ok(!parity || !(isFailing(parity) || /sync|spin/.test(parity.icons)), `no parity run or ✗ in Restricted Mode: ${JSON.stringify(parity)}`);
+    assert.deepEqual(problems.filter((r) => /LoRA Lens|parity|c_attn/i.test(r)), [], 'no LoRA Lens diagnostics in Restricted Mode');
+    // Nothing was written besides the edited config (no merge output, no temp files, the link file as it was).
+    const now = listFiles(dir);
+    assert.deepEqual(now.filter((f) => !inputs.has(f)).map((f) => path.relative(dir, f)), [], 'no new files in the workspace');
+    for (const [f, bytes] of inputs) if (f !== cfgFile) assert.ok(fs.readFileSync(f).equals(bytes), `${path.relative(dir, f)} untouched`);
+
+    // The control: trusting the folder (Workspace Trust editor → Trust) starts the check, and this link fails it.
+    // Without this the silence above could be a broken link or an extension that never activated.
+    await u.runCommand('Workspaces: Manage Workspace Trust');
+    const trustButton = page.locator('.workspace-trust-editor .monaco-button').filter({ hasText: /^Trust( Folder)?$/ }).first();
+    await trustButton.waitFor({ timeout: 10000 });
+    await trustButton.click();
+    await waitFor('Restricted Mode to end', async () => !(await u.statusBarItem(/Restricted Mode/i)), { timeoutMs: 10000 });
+    const failing = await waitFor('the status bar to show ✗ once trusted', async () => {
+      const it = await u.statusBarItem(/LoRA parity/i);
+      return it && isFailing(it) ? it : null;
+    }, { timeoutMs: 30000 }).catch(async (e) => { throw new Error(`${e.message}; item: ${JSON.stringify(await u.statusBarItem(/LoRA parity/i))}`); });
+    log(`  trusted → ${JSON.stringify(failing)}`);
+    await closeAllEditors(u);
+    const trustedProblems = await waitFor('a Problems entry naming c_attn once trusted', async () => {
+      const rows = await u.problems();
+      return rows.some((r) => r.includes('c_attn')) && rows;
+    }, { timeoutMs: 15000 }).catch(async (e) => { throw new Error(`${e.message}; problems: ${JSON.stringify(await u.problems())}`); });
+    log(`  trusted → problems: ${JSON.stringify(trustedProblems.slice(0, 3))}`);
+    await u.screenshot('t-trusted-control');
+  } finally {
+    try { u.saveLogs(path.join(resultsDir, 'logs-untrusted')); } catch { /* best effort */ }
+    await page.close().catch(() => {});
+    server.stop();
+    await wb.page.bringToFront().catch(() => {});
+  }
+}, { timeoutMs: 90000, workspace: 'own' });
 
 scenario('f', 'cancel a running merge: no output file', async ({ wb, ws }) => {
   await wb.openWorkspace(ws.big);

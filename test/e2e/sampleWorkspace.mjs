@@ -64,6 +64,19 @@ export function buildParityWorkspace(dir) {
 }
 
 /**
+ * Like the parity workspace, but the linked "merged" checkpoint is a copy of the base: wherever parity runs, it fails.
+ * The workspace-trust scenario uses it to show that nothing runs in Restricted Mode.
+ */
+export function buildMismatchedParityWorkspace(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  copy(oracle('peft-gpt2-fan_in_fan_out', 'base.safetensors'), path.join(dir, 'base.safetensors'));
+  copyPeftAdapter('peft-gpt2-fan_in_fan_out', path.join(dir, 'adapter'));
+  copy(oracle('peft-gpt2-fan_in_fan_out', 'base.safetensors'), path.join(dir, 'merged.safetensors'));
+  writeLinkFile(dir, { base: 'base.safetensors', adapter: 'adapter', merged: 'merged.safetensors' });
+  return dir;
+}
+
+/**
  * A synthetic fp32 base (llama-style names) big enough that merging takes seconds, with a PEFT adapter on every layer.
  * Values come from a cheap LCG: the test only needs the merge to run long enough to be cancelled.
  */
