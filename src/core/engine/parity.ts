@@ -22,6 +22,7 @@ import type { ParityLayer, ParityReport } from '../reports';
 import { storedFactors, transpose } from './delta';
 import { describeScale, diagnoseShape, diagnoseUpdate, type Diagnosis } from './diagnose';
 import { doraNormAxis } from './dora';
+import { BufferPool, rangeReaderOf } from './bufferPool';
 import { matrixDims, mergeTensor } from './mergeTensor';
 import { isHalfDtype, rowStats16, rowStats32, type RowStats } from './rowStats';
 import { planMerge, type TensorPlan } from './plan';
@@ -111,9 +112,10 @@ export async function checkParity(ctx: ParityContext): Promise<ParityLayer[]> {
   let bytesDone = 0;
   const started = performance.now();
   const out: ParityLayer[] = [];
-  const scratch: Scratch = { D: null };
+  const biggest = targets.reduce((m, p) => Math.max(m, p.info.byteLength, ctx.merged?.get(p.baseKey)?.byteLength ?? 0), 0);
+  const scratch: Scratch = { D: null, pool: new BufferPool(biggest) };
   // The next tensor's bytes are read while this one is computed (reads run on libuv's threads).
-  let next = targets.length ? quiet(loadTensor(ctx, targets[0]!)) : null;
+  let next = targets.length ? quiet(loadTensor(ctx, targets[0]!, scratch.pool)) : null;
   for (const [i, p] of targets.entries()) {
     throwIfCancelled(ctx.cancel);
     ctx.onProgress?.({
@@ -122,8 +124,10 @@ export async function checkParity(ctx: ParityContext): Promise<ParityLayer[]> {
       current: p.baseKey,
     });
     const loaded = await next!;
-    next = i + 1 < targets.length ? quiet(loadTensor(ctx, targets[i + 1]!)) : null;
+    next = i + 1 < targets.length ? quiet(loadTensor(ctx, targets[i + 1]!, scratch.pool)) : null;
     out.push(await checkTensor(ctx, p, loaded, scratch));
+    scratch.pool.give(loaded.base.bytes);
+    if (loaded.merged && !('code' in loaded.merged)) scratch.pool.give(loaded.merged.bytes);
     bytesDone += p.info.byteLength;
   }
   ctx.onProgress?.({ phase: 'parity', bytesDone, bytesTotal, tensorsDone: targets.length, tensorsTotal: targets.length, etaSeconds: 0 });
@@ -136,9 +140,10 @@ function quiet<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
-/** Reused across tensors: D of the largest tensor so far. */
+/** Reused across tensors: D of the largest tensor so far, and the read buffers. */
 interface Scratch {
   D: Float32Array | null;
+  pool: BufferPool;
 }
 
 /**
@@ -153,8 +158,19 @@ interface Stored {
 
 const isRawDtype = (d: Dtype) => d === 'F16' || d === 'BF16' || d === 'F32';
 
-async function readStored(ck: Checkpoint, key: string): Promise<Stored> {
+async function readStored(ck: Checkpoint, key: string, pool: BufferPool): Promise<Stored> {
   const info = ck.get(key);
+  const readRange = rangeReaderOf(ck);
+  if (info && isRawDtype(info.dtype) && readRange) {
+    const bytes = pool.take(info.byteLength);
+    try {
+      await readRange(key, 0, bytes);
+    } catch (e) {
+      pool.give(bytes);
+      throw e;
+    }
+    return { dtype: info.dtype, bytes, f32: null };
+  }
   if (info && isRawDtype(info.dtype)) return { dtype: info.dtype, bytes: await ck.readBytes(key), f32: null };
   return { dtype: info?.dtype ?? 'F32', bytes: null, f32: owned(await ck.readF32(key)) };
 }
@@ -173,10 +189,10 @@ interface LoadedTensor {
 }
 
 /** Everything one tensor's check reads, started together; errors surface in the order the check would meet them. */
-async function loadTensor(ctx: ParityContext, p: TensorPlan): Promise<LoadedTensor> {
+async function loadTensor(ctx: ParityContext, p: TensorPlan, pool: BufferPool): Promise<LoadedTensor> {
   const { rows, cols } = matrixDims(p.info.shape);
   const updP = quiet(readUpdate(ctx, p, rows, cols));
-  const baseP = quiet(p.replacement ? readStored(ctx.adapter.checkpoint, p.replacement.tensor.key) : readStored(ctx.base, p.baseKey));
+  const baseP = quiet(p.replacement ? readStored(ctx.adapter.checkpoint, p.replacement.tensor.key, pool) : readStored(ctx.base, p.baseKey, pool));
   let mergedP: Promise<Stored | Diagnosis | null> = Promise.resolve(null);
   if (ctx.merged) {
     const mi = ctx.merged.get(p.baseKey);
@@ -187,7 +203,7 @@ async function loadTensor(ctx: ParityContext, p: TensorPlan): Promise<LoadedTens
     } else if (md!.rows * md!.cols !== rows * cols || (mi.shape.length === p.info.shape.length && mi.shape.some((d, i) => d !== p.info.shape[i]))) {
       mergedP = Promise.resolve(diagnoseShape(p.info.shape, mi.shape, layer.fanInFanOut));
     } else {
-      mergedP = quiet(readStored(ctx.merged, p.baseKey));
+      mergedP = quiet(readStored(ctx.merged, p.baseKey, pool));
     }
   }
   const upd = await updP;

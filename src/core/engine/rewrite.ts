@@ -14,9 +14,8 @@ import { DTYPE_BITS, type Dtype } from '../dtype';
 import { ioError } from '../errors';
 import { fsError } from '../io/fsError';
 import { AtomicOutput, checkFreeSpace, cleanStaleTemps } from '../io/atomicFile';
-import { SafetensorsCheckpoint } from '../formats/safetensors/reader';
-import { ShardedSafetensorsCheckpoint } from '../formats/safetensors/sharded';
 import { SafetensorsWriter } from '../formats/safetensors/writer';
+import { BufferPool, rangeReaderOf } from './bufferPool';
 import { isFloatDtype, mergeTensor } from './mergeTensor';
 import type { OutputLayout } from './outputLayout';
 import type { MergePlan } from './plan';
@@ -36,6 +35,8 @@ export interface RewriteArgs {
   cancel?: CancelToken;
   onProgress?: ProgressSink;
   phase: string;
+  /** Size of the pieces unchanged tensors are copied in (default COPY_PIECE_BYTES; tests make it tiny). */
+  copyPieceBytes?: number;
   /** Sees each planned tensor's new bytes (unmerge's drift report). */
   onChanged?: (info: TensorInfo, outDtype: Dtype, bytes: Uint8Array) => Promise<void>;
 }
@@ -52,31 +53,6 @@ const PROGRESS_INTERVAL_MS = 250;
 
 /** Tensors copied unchanged move in pieces of at most this many bytes (embeddings and lm_head need not fit whole). */
 const COPY_PIECE_BYTES = 32 * 1024 * 1024;
-
-type RangeReader = (name: string, offset: number, target: Uint8Array) => Promise<void>;
-
-/** Reads a byte range of a tensor into a caller's buffer, where the format allows it (safetensors, single or sharded). */
-function rangeReaderOf(ck: Checkpoint): RangeReader | null {
-  if (ck instanceof SafetensorsCheckpoint) return (n, o, t) => ck.readRangeInto(n, o, t);
-  if (ck instanceof ShardedSafetensorsCheckpoint) return (n, o, t) => ck.shardOf(n).readRangeInto(n, o, t);
-  return null;
-}
-
-/**
- * Equal-sized read buffers recycled across tensors: reading, computing and writing hold at most three at a time, so
- * the loop allocates three buffers instead of one per tensor (less GC, fewer page faults, flat RSS).
- */
-class BufferPool {
-  private readonly free: Uint8Array[] = [];
-  constructor(private readonly size: number) {}
-  take(length: number): Uint8Array {
-    const b = length <= this.size ? (this.free.pop() ?? new Uint8Array(this.size)) : new Uint8Array(length);
-    return b.subarray(0, length);
-  }
-  give(b: Uint8Array | null): void {
-    if (b && b.buffer.byteLength === this.size && b.byteOffset === 0 && this.free.length < 4) this.free.push(new Uint8Array(b.buffer));
-  }
-}
 
 /** One step of the loop: a whole tensor, or one piece of a tensor copied unchanged. */
 interface Item {
@@ -200,12 +176,13 @@ export async function rewriteCheckpoint(a: RewriteArgs): Promise<RewriteResult> 
 
     const reuse = base.format === 'safetensors' || base.format === 'safetensors-sharded';
     const rangeRead = rangeReaderOf(base);
+    const piece = Math.max(1, a.copyPieceBytes ?? COPY_PIECE_BYTES);
     const items: Item[] = [];
     for (const t of base.tensors) {
       const copiedAsIs = !plan.tensors.has(t.name) && outDtypeOf(t, a.floatDtype) === t.dtype;
-      if (rangeRead && copiedAsIs && t.byteLength > COPY_PIECE_BYTES) {
-        for (let o = 0; o < t.byteLength; o += COPY_PIECE_BYTES) {
-          const length = Math.min(COPY_PIECE_BYTES, t.byteLength - o);
+      if (rangeRead && copiedAsIs && t.byteLength > piece) {
+        for (let o = 0; o < t.byteLength; o += piece) {
+          const length = Math.min(piece, t.byteLength - o);
           items.push({ t, offset: o, length, whole: false, last: o + length === t.byteLength });
         }
       } else {

@@ -39,16 +39,23 @@ function valueTable(dtype: 'F16' | 'BF16'): Float32Array {
 
 const squareTables = new Map<string, Float64Array>();
 
-/** (ulp(v)/2)² in `dtype` for every 16-bit pattern of `storage` (the merged tensor's stored values). */
+/** Right shift that leaves a 16-bit float's sign and exponent bits: the ulp depends on nothing else. */
+const exponentShift = (storage: 'F16' | 'BF16') => (storage === 'F16' ? 10 : 7);
+
+/**
+ * (ulp(v)/2)² in `dtype` indexed by the sign and exponent bits (`bits >>> exponentShift`) of the stored 16-bit values:
+ * 64 (F16) or 512 (BF16) entries, small enough to stay in L1 next to the value tables.
+ */
 function halfUlpSquares16(storage: 'F16' | 'BF16', dtype: Dtype): Float64Array {
   const key = `16:${storage}:${dtype}`;
   let t = squareTables.get(key);
   if (!t) {
     const bits = storage === 'F16' ? f16Table32() : bf16Table32();
-    t = new Float64Array(65536);
-    for (let h = 0; h < 65536; h++) {
-      const half = halfUlpOfF32Bits(bits[h]!, dtype);
-      t[h] = half * half;
+    const shift = exponentShift(storage);
+    t = new Float64Array(65536 >>> shift);
+    for (let e = 0; e < t.length; e++) {
+      const half = halfUlpOfF32Bits(bits[e << shift]!, dtype);
+      t[e] = half * half;
     }
     squareTables.set(key, t);
   }
@@ -93,9 +100,10 @@ export function rowStats16(
   const vm = valueTable(mergedStorage);
   const vb = valueTable(baseStorage);
   const H = halfUlpSquares16(mergedStorage, mergedDtype);
+  const sh = exponentShift(mergedStorage);
   // Even rows of 4-byte aligned halves are read two at a time (~15 % faster: half the loads and bounds checks).
   if (cols % 2 === 0 && merged.byteOffset % 4 === 0 && base.byteOffset % 4 === 0) {
-    pairs(new Uint32Array(merged.buffer, merged.byteOffset, merged.length >>> 1), new Uint32Array(base.buffer, base.byteOffset, base.length >>> 1), rows, cols >>> 1, r, vm, vb, H);
+    pairs(new Uint32Array(merged.buffer, merged.byteOffset, merged.length >>> 1), new Uint32Array(base.buffer, base.byteOffset, base.length >>> 1), rows, cols >>> 1, r, vm, vb, H, sh);
     return r;
   }
   const { D } = r;
@@ -111,7 +119,7 @@ export function rowStats16(
       am += a * a;
       ab += b * b;
       ad += d * d;
-      ah += H[u]!;
+      ah += H[u >>> sh]!;
     }
     r.mergedNorms[i] = Math.sqrt(am);
     r.baseNorms[i] = Math.sqrt(ab);
@@ -122,7 +130,7 @@ export function rowStats16(
 }
 
 /** rowStats16 over pairs of halves (little-endian: the low half comes first); same sums in the same order. */
-function pairs(m32: Uint32Array, b32: Uint32Array, rows: number, half: number, r: RowStats, vm: Float32Array, vb: Float32Array, H: Float64Array): void {
+function pairs(m32: Uint32Array, b32: Uint32Array, rows: number, half: number, r: RowStats, vm: Float32Array, vb: Float32Array, H: Float64Array, sh: number): void {
   const { D } = r;
   for (let i = 0; i < rows; i++) {
     let am = 0, ab = 0, ad = 0, ah = 0;
@@ -137,14 +145,14 @@ function pairs(m32: Uint32Array, b32: Uint32Array, rows: number, half: number, r
       am += a0 * a0;
       ab += b0 * b0;
       ad += d0 * d0;
-      ah += H[u0]!;
+      ah += H[u0 >>> sh]!;
       const a1 = vm[u1]!, b1 = vb[w >>> 16]!;
       const d1 = Math.fround(a1 - b1);
       D[2 * k + 1] = d1;
       am += a1 * a1;
       ab += b1 * b1;
       ad += d1 * d1;
-      ah += H[u1]!;
+      ah += H[u1 >>> sh]!;
     }
     r.mergedNorms[i] = Math.sqrt(am);
     r.baseNorms[i] = Math.sqrt(ab);

@@ -43,22 +43,29 @@ class FileSource implements ByteSource {
   async readInto(offset: number, target: Uint8Array): Promise<void> {
     if (this.closed) throw ioError('Closed', 'the file was already closed', this.path);
     checkRange(this, offset, target.byteLength);
-    await this.assertUnchanged();
     let done = 0;
-    while (done < target.byteLength) {
-      const want = Math.min(MAX_READ, target.byteLength - done);
-      let n: number;
-      try {
-        ({ bytesRead: n } = await this.handle.read(target, done, want, offset + done));
-      } catch (e) {
-        throw fsError(e, this.path);
+    try {
+      while (done < target.byteLength) {
+        const want = Math.min(MAX_READ, target.byteLength - done);
+        let n: number;
+        try {
+          ({ bytesRead: n } = await this.handle.read(target, done, want, offset + done));
+        } catch (e) {
+          throw fsError(e, this.path);
+        }
+        if (n === 0) {
+          throw ioError('ShortRead', `the file ended ${target.byteLength - done} bytes early at offset ${offset + done}`, this.path);
+        }
+        done += n;
       }
-      if (n === 0) {
-        throw ioError('ShortRead', `the file ended ${target.byteLength - done} bytes early at offset ${offset + done}`, this.path);
-      }
-      done += n;
+    } catch (e) {
+      // A file truncated or rewritten since open explains a failed read better than the read's own error.
+      await this.assertUnchanged();
+      throw e;
     }
-    // A writer racing us may have changed bytes we already hold; a second check closes that window.
+    // One check after the read covers changes before and during it (size and mtime are compared with those at open);
+    // a writer racing us may have changed bytes we already hold. Streaming loops read hundreds of tensors, so the
+    // check made before each read as well used to cost a second fstat round trip per read.
     await this.assertUnchanged();
   }
 
