@@ -49,7 +49,7 @@ function f16BitsToF32BitsSlow(h: number): number {
 let f16Table: Uint32Array | undefined;
 
 /** 65536 entries, 256 KiB: a table lookup beats branching on subnormals. */
-function f16ToF32Table(): Uint32Array {
+export function f16ToF32Table(): Uint32Array {
   if (!f16Table) {
     f16Table = new Uint32Array(65536);
     for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32BitsSlow(h);
