@@ -1,7 +1,7 @@
 /**
  * View models of the webviews: pure functions over report data, no DOM, so unit tests run them in Node.
  */
-import type { DiffModule, LayerReport, TensorRow } from '../src/core/reports';
+import type { DiffModule, LayerReport, TensorRow } from '../src/core';
 
 // ---------------------------------------------------------------- enable_lora masks
 

@@ -2,7 +2,7 @@
  * A small, strict argv parser: unknown flags and missing values are errors (exit 2), never silently ignored,
  * because a mistyped `--alpah 16` on a merge would otherwise produce a wrong checkpoint.
  */
-import { inputError } from '../core/errors';
+import { inputError } from '../core';
 
 export interface FlagSpec {
   /** 'string' takes a value; 'bool' does not; 'list' takes a value and may repeat. */

@@ -1,14 +1,14 @@
 /** One function per CLI command: flags → core options → core call → human or JSON output. No logic of its own. */
-import { inspect } from '../core/inspect';
-import { merge } from '../core/engine/merge';
-import { unmerge } from '../core/engine/unmerge';
-import { parity } from '../core/engine/parity';
-import { diff } from '../core/engine/diff';
-import { inputError } from '../core/errors';
-import type { CancelToken, ProgressSink } from '../core/cancel';
-import type { Device } from '../core/compute/backend';
-import type { AdapterSpec, AdapterSpecOverrides, OutputDtype } from '../core/options';
-import type { InspectReport } from '../core/reports';
+import { inspect } from '../core';
+import { merge } from '../core';
+import { unmerge } from '../core';
+import { parity } from '../core';
+import { diff } from '../core';
+import { inputError } from '../core';
+import type { CancelToken, ProgressSink } from '../core';
+import type { Device } from '../core';
+import type { AdapterSpec, AdapterSpecOverrides, OutputDtype } from '../core';
+import type { InspectReport } from '../core';
 import { bool, helpText, list, num, parseAdapterArg, parseArgs, parseMask, str, type FlagSpec, type Parsed } from './args';
 import { fmtBytes, fmtMask, fmtNum, renderTable } from './table';
 import { progressSink } from './progress';

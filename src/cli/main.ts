@@ -2,10 +2,10 @@
  * `lora-lens` — the command-line twin of the extension. Exit status: 0 ok, 1 parity failed, 2 bad input,
  * 130 cancelled (Ctrl-C), 70 internal error (a bug: the only case that prints a stack, and only with LORA_LENS_DEBUG=1).
  */
-import { CancelSource } from '../core/cancel';
-import { isLoraLensError } from '../core/errors';
+import { CancelSource } from '../core';
+import { isLoraLensError } from '../core';
 import { cmdDiff, cmdInspect, cmdMerge, cmdParity, cmdUnmerge, type Io } from './commands';
-import { VERSION } from '../core/version';
+import { VERSION } from '../core';
 
 const USAGE = `lora-lens ${VERSION} — inspect, merge, unmerge, diff and parity-check LoRA adapters
 

@@ -1,5 +1,5 @@
 /** Progress for long jobs: a redrawn bar on a TTY, JSON lines with --json, nothing when stderr is piped. */
-import type { ProgressEvent, ProgressSink } from '../core/cancel';
+import type { ProgressEvent, ProgressSink } from '../core';
 import { fmtBytes } from './table';
 
 export function progressSink(mode: 'tty' | 'json' | 'none'): { sink: ProgressSink; done: () => void } {

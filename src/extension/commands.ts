@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import type { ParityReport } from '../core/reports';
+import type { ParityReport } from '../core';
 import { confirmPlan, pickDevice, pickDtype } from './confirm';
 import type { DiffPanels } from './diffPanel';
 import { distinctLabels } from './labels';

@@ -1,7 +1,7 @@
 /** "Here is what I will do" QuickPicks: the first item runs, the others change a setting or cancel. */
 import * as vscode from 'vscode';
-import type { Device } from '../core/compute/backend';
-import type { OutputDtype } from '../core/options';
+import type { Device } from '../core';
+import type { OutputDtype } from '../core';
 
 export interface PlanLine {
   label: string;

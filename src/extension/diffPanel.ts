@@ -4,7 +4,7 @@
  * id; the two adapter paths come from what the host recorded in workspaceState when the user picked them.
  */
 import * as vscode from 'vscode';
-import type { DiffReport } from '../core/reports';
+import type { DiffReport } from '../core';
 import { PROTOCOL_VERSION } from '../protocol/messages';
 import { forgetDiffPanel, lookupDiffPanel, newDiffPanelId, recordDiffPanel, type DiffPanelRecord } from './diffPanelStore';
 import type { JobRunner } from './jobs';

@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import type { InspectReport } from '../core/reports';
+import type { InspectReport } from '../core';
 import { PROTOCOL_VERSION, type FromWebview } from '../protocol/messages';
 import type { JobRunner } from './jobs';
 import { LORALIB_CONFIG_FILE, mergeLoralibConfig } from './loralibConfig';

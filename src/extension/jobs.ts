@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { Worker } from 'node:worker_threads';
-import type { ProgressEvent } from '../core/cancel';
+import type { ProgressEvent } from '../core';
 import type { FromWorker, Job, JobResultMap } from '../protocol/worker';
 import { IncrementTracker } from './progress';
 import { JobError, output } from './output';

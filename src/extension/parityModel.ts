@@ -1,5 +1,5 @@
 /** Pure pieces of "parity on save": what the diagnostics and the status bar say. */
-import type { ParityReport } from '../core/reports';
+import type { ParityReport } from '../core';
 
 export interface TextRange {
   line: number;

@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import type { ParityReport } from '../core/reports';
+import type { ParityReport } from '../core';
 import type { JobRunner } from './jobs';
 import { affectedLinks, CONFIG_FILE_NAMES, LINK_FILE, type ResolvedLink } from './links';
 import { logError, output, userMessage } from './output';

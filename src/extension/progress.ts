@@ -1,5 +1,5 @@
 /** Turns the core's ProgressEvents into withProgress increments (VS Code's API adds increments up to 100). */
-import type { ProgressEvent } from '../core/cancel';
+import type { ProgressEvent } from '../core';
 
 /** 0..1, from bytes when known (tensor sizes vary by 1000×), else tensors; null when neither is known. */
 export function progressFraction(e: ProgressEvent): number | null {

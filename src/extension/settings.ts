@@ -1,7 +1,7 @@
 /** Typed access to the loraLens.* settings. */
 import * as vscode from 'vscode';
-import type { Device } from '../core/compute/backend';
-import type { OutputDtype } from '../core/options';
+import type { Device } from '../core';
+import type { OutputDtype } from '../core';
 
 export interface Settings {
   device: Device;

@@ -3,7 +3,7 @@
  * channel, and the webview shows no file metadata: a checkpoint whose __metadata__ carries a 30 MB training log
  * must not cost a 30 MB message each time the panel is shown. vscode-free, so a unit test can check it.
  */
-import type { InspectReport } from '../core/reports';
+import type { InspectReport } from '../core';
 
 export const MAX_METADATA_KEYS = 64;
 export const MAX_METADATA_VALUE_CHARS = 1024;

@@ -17,7 +17,7 @@
  *
  * This file imports nothing at runtime (type-only imports from core), so both bundles can include it.
  */
-import type { DiffReport, InspectReport } from '../core/reports';
+import type { DiffReport, InspectReport } from '../core';
 
 /** Bumped whenever a message shape changes; state restored from an older webview is dropped. */
 export const PROTOCOL_VERSION = 1;

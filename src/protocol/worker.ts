@@ -2,9 +2,9 @@
  * Messages between the extension host and `dist/worker.js` (a worker_threads Worker that runs one engine job).
  * Options travel without their callbacks (cancel token, progress sink): the worker re-creates those locally.
  */
-import type { ProgressEvent } from '../core/cancel';
-import type { DiffOptions, InspectOptions, MergeOptions, ParityOptions, UnmergeOptions } from '../core/options';
-import type { DiffReport, InspectReport, MergeReport, ParityReport, UnmergeReport } from '../core/reports';
+import type { ProgressEvent } from '../core';
+import type { DiffOptions, InspectOptions, MergeOptions, ParityOptions, UnmergeOptions } from '../core';
+import type { DiffReport, InspectReport, MergeReport, ParityReport, UnmergeReport } from '../core';
 
 type Plain<T> = Omit<T, 'cancel' | 'onProgress'>;
 

@@ -3,13 +3,13 @@
  * Host → worker: start, cancel. Worker → host: progress (throttled), result, error. Core only; no vscode.
  */
 import { parentPort } from 'node:worker_threads';
-import { CancelSource, type ProgressEvent } from '../core/cancel';
-import { isLoraLensError } from '../core/errors';
-import { inspect } from '../core/inspect';
-import { merge } from '../core/engine/merge';
-import { unmerge } from '../core/engine/unmerge';
-import { parity } from '../core/engine/parity';
-import { diff } from '../core/engine/diff';
+import { CancelSource, type ProgressEvent } from '../core';
+import { isLoraLensError } from '../core';
+import { inspect } from '../core';
+import { merge } from '../core';
+import { unmerge } from '../core';
+import { parity } from '../core';
+import { diff } from '../core';
 import type { FromWorker, Job, ToWorker, WorkerError } from '../protocol/worker';
 
 /** Progress is posted at most this often: withProgress cannot show more, and each post is a structured clone. */

@@ -1,5 +1,5 @@
 /** Adapter diff: summary, per-module comparison table and a cosine-similarity heatmap. */
-import type { DiffModule, DiffReport } from '../../src/core/reports';
+import type { DiffModule, DiffReport } from '../../src/core';
 import { DIFF_COLUMNS, fmtNum, gridTemplate, heatmapGrid } from '../model';
 import { clear, h } from '../dom';
 import { t } from '../strings';

@@ -1,5 +1,5 @@
 /** The inspector: summary, actions, loralib editor, heatmap, per-layer table and spectrum (or a plain tensor list). */
-import type { InspectReport, LayerReport, TensorRow } from '../../src/core/reports';
+import type { InspectReport, LayerReport, TensorRow } from '../../src/core';
 import type { InspectorAction, PersistedState } from '../../src/protocol/messages';
 import type { LoralibFields } from '../model';
 import {

@@ -1,5 +1,5 @@
 /** Singular-value spectrum of one layer as an SVG bar chart. */
-import type { LayerReport } from '../../src/core/reports';
+import type { LayerReport } from '../../src/core';
 import { fmtNum } from '../model';
 import { clear, h, s } from '../dom';
 import { t } from '../strings';
