@@ -269,7 +269,8 @@ export async function cmdParity(argv: string[], io: Io): Promise<number> {
   if (bool(p, 'json')) io.out(JSON.stringify(report, null, 2));
   else {
     io.out(renderTable(report.layers, [
-      { title: 'layer', get: (l) => l.module, max: 60 },
+      // Rows that are not forward probes name the base tensor; the marker says what was compared with it.
+      { title: 'layer', get: (l) => (l.check === 'replaced' ? `${l.module} (replaced)` : l.check === 'bias' ? `${l.module} (+lora_B.bias)` : l.module), max: 60 },
       { title: 'max |diff|', get: (l) => fmtNum(l.maxAbsDiff), align: 'right' },
       { title: 'tolerance', get: (l) => fmtNum(l.tolerance), align: 'right' },
       { title: 'verdict', get: (l) => (l.pass ? 'pass' : 'FAIL') },

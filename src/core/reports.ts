@@ -94,6 +94,12 @@ export interface ParityLayer {
   expectedScaling: number | null;
   /** One sentence when failing ("merged with scaling 4, config gives 2"), null when passing. */
   diagnosis: string | null;
+  /**
+   * What was checked; absent means 'forward' (probes through a low-rank layer). 'replaced': a full tensor the adapter
+   * replaces (modules_to_save, heads, saved biases), compared element-wise with the adapter's copy; 'bias': a base bias
+   * that gets s·lora_B.bias added. For both, `module` is the base tensor's name.
+   */
+  check?: 'forward' | 'replaced' | 'bias';
 }
 
 export interface ParityReport {

@@ -11,7 +11,8 @@ import type { ScalingRule } from '../adapter/types';
 
 export type DiagnosisCode =
   | 'missing' | 'shape' | 'non-finite' | 'not-merged' | 'mask' | 'transposed' | 'outside'
-  | 'twice' | 'scaling' | 'rslora' | 'sign' | 'dora' | 'rounding' | 'mismatch';
+  | 'twice' | 'scaling' | 'rslora' | 'sign' | 'dora' | 'rounding' | 'mismatch'
+  | 'not-replaced' | 'replaced-other' | 'bias-not-added';
 
 export interface Diagnosis {
   code: DiagnosisCode;
@@ -336,5 +337,96 @@ export function diagnoseShape(baseShape: readonly number[], mergedShape: readonl
     sentence: transposed
       ? `transposed (fan_in_fan_out mix-up): the merged tensor has shape [${mergedShape.join(', ')}], the base [${baseShape.join(', ')}] (the config says fan_in_fan_out=${fanInFanOut})`
       : `shape mismatch: the merged tensor has shape [${mergedShape.join(', ')}], the base [${baseShape.join(', ')}]`,
+  };
+}
+
+/** How a replaced tensor's merged values compare with the adapter's (gathered chunk by chunk by parity). */
+export interface ReplacedSummary {
+  /** Elements compared. */
+  n: number;
+  /** Elements that differ from the adapter's values rounded to the merged dtype. */
+  differ: number;
+  /** Largest |merged − expected| and its flat index. */
+  worst: number;
+  at: number;
+  /** Every merged value equals the base's (rounded to the merged dtype). */
+  equalsBase: boolean;
+  /** First merged element that is NaN/Inf where the adapter's is not, or null. */
+  nonFiniteAt: number | null;
+}
+
+/**
+ * A full tensor the adapter replaces (modules_to_save, a classification head, a saved bias) that does not hold the
+ * adapter's values: left as the base's (the usual mistake of merge scripts that only fold the low-rank layers), or
+ * something else.
+ */
+export function diagnoseReplaced(r: ReplacedSummary): Diagnosis {
+  if (r.differ === 0) return { code: 'rounding', estimatedScaling: null, sentence: 'identical to the adapter\'s tensor' };
+  if (r.equalsBase) {
+    return { code: 'not-replaced', estimatedScaling: null, sentence: "not replaced: still the base's tensor (modules_to_save / head saved in the adapter)" };
+  }
+  if (r.nonFiniteAt !== null) {
+    return { code: 'non-finite', estimatedScaling: null, sentence: `non-finite values (NaN/Inf) in the merged tensor (first at element ${r.nonFiniteAt}) where the adapter's are finite` };
+  }
+  return {
+    code: 'replaced-other', estimatedScaling: null,
+    sentence: `replaced with something else: ${r.differ} of ${r.n} values differ from the adapter's tensor (max |diff| ${fmt(r.worst)} at element ${r.at})`,
+  };
+}
+
+export interface BiasAddInput {
+  /** Merged bias − starting bias (the base's, or the adapter's replacement). */
+  D: Float64Array;
+  /** The adapter's lora_B.bias (unscaled; several terms already combined in units of `scaling`). */
+  U: Float64Array;
+  /** Half an ulp of each stored merged value. */
+  halfUlp: Float64Array;
+  scaling: number;
+  alpha: number | null;
+  r: number;
+  scalingRule: ScalingRule;
+}
+
+/** Why merged bias ≠ base bias + s·lora_B.bias (PEFT lora_bias=True). */
+export function diagnoseBiasAdd(inp: BiasAddInput): Diagnosis {
+  const { D, U, halfUlp } = inp;
+  for (let i = 0; i < D.length; i++) {
+    if (!Number.isFinite(D[i]!)) {
+      return { code: 'non-finite', estimatedScaling: null, sentence: `non-finite values (NaN/Inf) in the merged bias (first at element ${i})` };
+    }
+  }
+  let dd = 0, uu = 0, du = 0, ee = 0;
+  for (let i = 0; i < D.length; i++) {
+    dd += D[i]! * D[i]!; uu += U[i]! * U[i]!; du += D[i]! * U[i]!; ee += halfUlp[i]! * halfUlp[i]!;
+  }
+  const nD = Math.sqrt(dd);
+  const eps = Math.sqrt(ee);
+  const sStar = uu > 0 ? du / uu : null;
+  if (nD <= 2 * eps && uu > 0) {
+    return {
+      code: 'bias-not-added', estimatedScaling: sStar,
+      sentence: `lora_B.bias not added (the merged bias equals the base bias${nD === 0 ? '' : ' up to rounding'})`,
+    };
+  }
+  if (sStar === null) {
+    return { code: 'mismatch', estimatedScaling: null, sentence: `the merged bias differs from the base (‖b'−b0‖ = ${fmt(nD)}) although lora_B.bias is zero: wrong adapter or base?` };
+  }
+  let rr = 0;
+  for (let i = 0; i < D.length; i++) rr += (D[i]! - sStar * U[i]!) ** 2;
+  const res = Math.sqrt(rr);
+  if (res <= 0.2 * nD) {
+    const k = sStar / inp.scaling;
+    if (!near(k, 1, 0.01)) {
+      const d = describeScale(k, sStar, inp);
+      return { code: d.code, estimatedScaling: sStar, sentence: `lora_B.bias added with factor ${fmt(sStar)} instead of ${fmt(inp.scaling)}: ${d.sentence}` };
+    }
+    return {
+      code: 'rounding', estimatedScaling: sStar,
+      sentence: `rounding only: b'−b0 matches s·lora_B.bias up to ${fmt(eps > 0 ? res / eps : Infinity)}× the storage rounding; the merge computed in a lower precision? raise the tolerance factor if that is expected`,
+    };
+  }
+  return {
+    code: 'mismatch', estimatedScaling: sStar,
+    sentence: `the merged bias does not match base bias + s·lora_B.bias (cosine ${fmt(du / (nD * Math.sqrt(uu)))}, best-fit factor ${fmt(sStar)})`,
   };
 }

@@ -5,6 +5,7 @@
  * evaluated as the difference X·(W' − c⊙W0)ᵀ − c⊙s·(X·Qᵀ)·Pᵀ so the large base term cancels exactly (tolerance.ts).
  * Embeddings are row lookups: selected rows of W' vs W0 + ΔW. W' comes from --merged, or from the engine's own
  * in-memory merge (mergeTensor, the code path `merge` writes with). Failing layers get a one-sentence diagnosis.
+ * Full tensors the adapter replaces and lora_B.bias additions are checked element-wise (parityElementwise.ts).
  */
 import type { Adapter, AdapterLayer } from '../adapter/types';
 import { throwIfCancelled, type CancelToken, type ProgressSink } from '../cancel';
@@ -24,6 +25,7 @@ import { describeScale, diagnoseShape, diagnoseUpdate, type Diagnosis } from './
 import { doraNormAxis } from './dora';
 import { BufferPool, rangeReaderOf } from './bufferPool';
 import { matrixDims, mergeTensor } from './mergeTensor';
+import { checkBiasAdds, checkReplaced } from './parityElementwise';
 import { isHalfDtype, rowStats16, rowStats32, type RowStats } from './rowStats';
 import { planMerge, type TensorPlan } from './plan';
 import { gaussianProbes, probeTokenIds } from './rng';
@@ -108,7 +110,10 @@ export async function checkParity(ctx: ParityContext): Promise<ParityLayer[]> {
   const weight = ctx.weight ?? 1;
   const plan = planMerge(ctx.base, [{ adapter: ctx.adapter, weight }]);
   const targets = [...plan.tensors.values()].filter((p) => p.updates.length > 0 || p.dora);
-  const bytesTotal = targets.reduce((s, p) => s + p.info.byteLength, 0);
+  // Replaced tensors and lora_B.bias additions never pass through the probes: they are compared element-wise after.
+  const elementwise = [...plan.tensors.values()].filter((p) => !(p.updates.length > 0 || p.dora) && (p.replacement || p.biasAdds.length > 0));
+  const tensorsTotal = targets.length + elementwise.length;
+  const bytesTotal = [...targets, ...elementwise].reduce((s, p) => s + p.info.byteLength, 0);
   let bytesDone = 0;
   const started = performance.now();
   const out: ParityLayer[] = [];
@@ -119,7 +124,7 @@ export async function checkParity(ctx: ParityContext): Promise<ParityLayer[]> {
   for (const [i, p] of targets.entries()) {
     throwIfCancelled(ctx.cancel);
     ctx.onProgress?.({
-      phase: 'parity', bytesDone, bytesTotal, tensorsDone: i, tensorsTotal: targets.length,
+      phase: 'parity', bytesDone, bytesTotal, tensorsDone: i, tensorsTotal,
       etaSeconds: bytesDone > 0 ? ((performance.now() - started) / 1000) * (bytesTotal - bytesDone) / bytesDone : null,
       current: p.baseKey,
     });
@@ -130,7 +135,17 @@ export async function checkParity(ctx: ParityContext): Promise<ParityLayer[]> {
     if (loaded.merged && !('code' in loaded.merged)) scratch.pool.give(loaded.merged.bytes);
     bytesDone += p.info.byteLength;
   }
-  ctx.onProgress?.({ phase: 'parity', bytesDone, bytesTotal, tensorsDone: targets.length, tensorsTotal: targets.length, etaSeconds: 0 });
+  for (const [i, p] of elementwise.entries()) {
+    throwIfCancelled(ctx.cancel);
+    ctx.onProgress?.({
+      phase: 'parity', bytesDone, bytesTotal, tensorsDone: targets.length + i, tensorsTotal,
+      etaSeconds: bytesDone > 0 ? ((performance.now() - started) / 1000) * (bytesTotal - bytesDone) / bytesDone : null,
+      current: p.baseKey,
+    });
+    out.push(p.biasAdds.length > 0 ? await checkBiasAdds(ctx, p) : await checkReplaced(ctx, p));
+    bytesDone += p.info.byteLength;
+  }
+  ctx.onProgress?.({ phase: 'parity', bytesDone, bytesTotal, tensorsDone: tensorsTotal, tensorsTotal, etaSeconds: 0 });
   return out;
 }
 

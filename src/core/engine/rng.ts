@@ -27,7 +27,9 @@ export class Xoshiro128 {
   private b: number;
   private c: number;
   private d: number;
-  private spare: number | null = null;
+  // A double-only field plus a flag: `number | null` makes V8 box every stored spare (one heap number per sample).
+  private spare = 0;
+  private hasSpare = false;
 
   constructor(seed: number, label = '') {
     const st = { s: (Math.trunc(seed) ^ hashLabel(label)) | 0 };
@@ -62,15 +64,15 @@ export class Xoshiro128 {
 
   /** Standard normal (Box–Muller; the second value of each pair is kept for the next call). */
   nextNormal(): number {
-    if (this.spare !== null) {
-      const v = this.spare;
-      this.spare = null;
-      return v;
+    if (this.hasSpare) {
+      this.hasSpare = false;
+      return this.spare;
     }
     const u1 = this.nextOpen01();
     const u2 = this.nextOpen01();
     const rad = Math.sqrt(-2 * Math.log(u1));
     this.spare = rad * Math.sin(2 * Math.PI * u2);
+    this.hasSpare = true;
     return rad * Math.cos(2 * Math.PI * u2);
   }
 }
