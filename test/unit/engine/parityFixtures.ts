@@ -2,14 +2,14 @@
  * Test helpers for parity/diff: oracle case paths, and deliberately broken merged checkpoints built from an oracle
  * case with plain fp64 loops (independent of the merge engine), written with a tiny local safetensors writer.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAdapter } from '../../../src/core/adapter/load';
 import type { Adapter, AdapterLayer } from '../../../src/core/adapter/types';
 import { fromF32, toF32 } from '../../../src/core/convert';
 import { storedFactors } from '../../../src/core/engine/delta';
 import type { AdapterSpec } from '../../../src/core/options';
+import { readSafetensors, tempDir as mergeTempDir, writeSafetensors, type RawTensor } from './mergeTestUtil';
 
 export const oracleDir = join(process.cwd(), 'test/fixtures/oracle');
 
@@ -45,57 +45,19 @@ export function oracleCase(name: string): OracleCase {
   };
 }
 
-export interface RawTensor {
-  dtype: string;
-  shape: number[];
-  bytes: Uint8Array;
-}
+export type { RawTensor };
 
+/** The merge tests' independent reader/writer, in the shape the parity tests use. */
 export function readRaw(path: string): { tensors: Map<string, RawTensor>; metadata: Record<string, string> | null } {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
-  const tensors = new Map<string, RawTensor>();
-  let metadata: Record<string, string> | null = null;
-  for (const [k, v] of Object.entries(header)) {
-    if (k === '__metadata__') {
-      metadata = v as Record<string, string>;
-      continue;
-    }
-    const e = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    tensors.set(k, { dtype: e.dtype, shape: e.shape, bytes: Uint8Array.from(buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1])) });
-  }
+  const { tensors, metadata } = readSafetensors(path);
   return { tensors, metadata };
 }
 
 export function writeRaw(path: string, tensors: Map<string, RawTensor>, metadata: Record<string, string> | null = null): void {
-  const header: Record<string, unknown> = {};
-  if (metadata) header['__metadata__'] = metadata;
-  let off = 0;
-  const names = [...tensors.keys()];
-  for (const name of names) {
-    const t = tensors.get(name)!;
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.bytes.byteLength] };
-    off += t.bytes.byteLength;
-  }
-  let json = JSON.stringify(header);
-  while (Buffer.byteLength(json) % 8 !== 0) json += ' ';
-  const hb = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + hb.length + off);
-  out.writeBigUInt64LE(BigInt(hb.length), 0);
-  hb.copy(out, 8);
-  let p = 8 + hb.length;
-  for (const name of names) {
-    out.set(tensors.get(name)!.bytes, p);
-    p += tensors.get(name)!.bytes.byteLength;
-  }
-  writeFileSync(path, out);
+  writeSafetensors(path, [...tensors], metadata ?? undefined);
 }
 
-export function tempDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'lora-lens-parity-'));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export const tempDir = () => mergeTempDir('parity');
 
 /** ΔW_stored = X·Y (unscaled) as fp64, from the adapter's factors. */
 export async function denseUpdate(adapter: Adapter, layer: AdapterLayer): Promise<{ U: Float64Array; rows: number; cols: number }> {
