@@ -4,6 +4,8 @@
  * (pickletools), not the reader under test.
  */
 
+import { encodeLong } from '../unit/torch/build';
+
 type ArgKind = 'none' | 'u8' | 'u16' | 'u32' | 'u64' | 'len1' | 'len4' | 'len8' | 'line' | 'line2';
 
 /** Every opcode up to protocol 5 and how its argument is laid out. */
@@ -95,14 +97,7 @@ export const pk = {
     return cat([0x4a], b);
   },
   long: (v: bigint) => {
-    const bytes: number[] = [];
-    let x = v;
-    for (;;) {
-      bytes.push(Number(BigInt.asUintN(8, x)));
-      x >>= 8n;
-      const sign = bytes[bytes.length - 1]! & 0x80;
-      if ((x === 0n && !sign) || (x === -1n && sign)) break;
-    }
+    const bytes = encodeLong(v);
     return cat([0x8a, bytes.length], bytes);
   },
   ops: (...ops: number[]) => Uint8Array.from(ops),

@@ -28,21 +28,13 @@ export function symmetricEigen(S: ArrayLike<number>, n: number, maxSweeps = 100)
         const theta = (aqq - app) / (2 * apq);
         const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
         const c = 1 / Math.sqrt(t * t + 1), s = t * c;
-        for (let k = 0; k < n; k++) {
-          const akp = A[k * n + p]!, akq = A[k * n + q]!;
-          A[k * n + p] = c * akp - s * akq;
-          A[k * n + q] = s * akp + c * akq;
-        }
+        rotateColumns(A, n, n, p, q, c, s);
         for (let k = 0; k < n; k++) {
           const apk = A[p * n + k]!, aqk = A[q * n + k]!;
           A[p * n + k] = c * apk - s * aqk;
           A[q * n + k] = s * apk + c * aqk;
         }
-        for (let k = 0; k < n; k++) {
-          const vkp = V[k * n + p]!, vkq = V[k * n + q]!;
-          V[k * n + p] = c * vkp - s * vkq;
-          V[k * n + q] = s * vkp + c * vkq;
-        }
+        rotateColumns(V, n, n, p, q, c, s);
       }
     }
   }
@@ -95,16 +87,8 @@ export function jacobiSvd(M: ArrayLike<number>, m: number, n: number, maxSweeps 
         const zeta = (beta - alpha) / (2 * gamma);
         const t = Math.sign(zeta || 1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
         const c = 1 / Math.sqrt(1 + t * t), s = c * t;
-        for (let i = 0; i < m; i++) {
-          const up = U[i * n + p]!, uq = U[i * n + q]!;
-          U[i * n + p] = c * up - s * uq;
-          U[i * n + q] = s * up + c * uq;
-        }
-        for (let i = 0; i < n; i++) {
-          const vp = V[i * n + p]!, vq = V[i * n + q]!;
-          V[i * n + p] = c * vp - s * vq;
-          V[i * n + q] = s * vp + c * vq;
-        }
+        rotateColumns(U, m, n, p, q, c, s);
+        rotateColumns(V, n, n, p, q, c, s);
       }
     }
     if (!rotated) break;
@@ -125,4 +109,13 @@ export function jacobiSvd(M: ArrayLike<number>, m: number, n: number, maxSweeps 
     for (let i = 0; i < n; i++) v[i * k + dst] = V[i * n + src]!;
   });
   return { s, u, v, k };
+}
+
+/** Applies the Givens rotation [c s; −s c] to columns p and q of a row-major rows×cols matrix, in place. */
+function rotateColumns(M: Float64Array, rows: number, cols: number, p: number, q: number, c: number, s: number): void {
+  for (let i = 0; i < rows; i++) {
+    const mp = M[i * cols + p]!, mq = M[i * cols + q]!;
+    M[i * cols + p] = c * mp - s * mq;
+    M[i * cols + q] = s * mp + c * mq;
+  }
 }

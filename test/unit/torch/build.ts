@@ -5,6 +5,18 @@
  */
 import { crc32 as zlibCrc32, deflateRawSync } from 'node:zlib';
 
+/** Minimal two's complement, little-endian: what pickle.encode_long writes for LONG1. */
+export function encodeLong(v: bigint): number[] {
+  const bytes: number[] = [];
+  let x = v;
+  for (;;) {
+    bytes.push(Number(BigInt.asUintN(8, x)));
+    x >>= 8n;
+    const sign = bytes[bytes.length - 1]! & 0x80;
+    if ((x === 0n && !sign) || (x === -1n && sign)) return bytes;
+  }
+}
+
 export const OP = {
   MARK: 0x28, STOP: 0x2e, POP: 0x30, DUP: 0x32, INT: 0x49, BININT: 0x4a, BININT1: 0x4b, BININT2: 0x4d, NONE: 0x4e,
   BINPERSID: 0x51, REDUCE: 0x52, SHORT_BINSTRING: 0x55, BINUNICODE: 0x58, APPEND: 0x61, BUILD: 0x62, GLOBAL: 0x63,
@@ -52,15 +64,7 @@ export class Pickle {
     return this.long(BigInt(n));
   }
   long(v: bigint): this {
-    const bytes: number[] = [];
-    let x = v;
-    // Minimal two's complement, little-endian (what pickle.encode_long writes).
-    for (;;) {
-      bytes.push(Number(BigInt.asUintN(8, x)));
-      x >>= 8n;
-      const sign = bytes[bytes.length - 1]! & 0x80;
-      if ((x === 0n && !sign) || (x === -1n && sign)) break;
-    }
+    const bytes = encodeLong(v);
     return this.raw(OP.LONG1, bytes.length, ...bytes);
   }
   float(f: number): this {
