@@ -153,6 +153,10 @@ export async function rewriteCheckpoint(a: RewriteArgs): Promise<RewriteResult> 
     }
     const writerOf = new Map<string, SafetensorsWriter>();
     groups.forEach((g, i) => g.forEach((t) => writerOf.set(t.name, writers[i]!)));
+    // A shard whose last tensor is written is flushed (fsync) at once, overlapping its disk writes with the
+    // shards still streaming; nothing becomes visible until every shard is flushed.
+    const tensorsLeft = new Map(writers.map((w, i) => [w, groups[i]!.length] as const));
+    const flushes: Promise<void>[] = [];
 
     let changed = 0;
     let replaced = 0;
@@ -244,10 +248,14 @@ export async function rewriteCheckpoint(a: RewriteArgs): Promise<RewriteResult> 
       if (it.last) {
         tensorsDone++;
         progress(t.name);
+        const left = tensorsLeft.get(w)! - 1;
+        tensorsLeft.set(w, left);
+        if (left === 0) flushes.push(quiet(pendingWrite.then(() => w.flush())));
       }
     }
     await pendingWrite;
     throwIfCancelled(a.cancel);
+    await Promise.all([...flushes, ...writers.map((w) => w.flush())]);
 
     if (layout.indexPath) {
       indexOut = await openIndex(layout.indexPath, rewrittenIndex(base, totalOut), a.inputs, a.overwrite);

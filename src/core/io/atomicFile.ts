@@ -112,16 +112,9 @@ type State = 'open' | 'committed' | 'aborted';
  * A file that appears at `target` complete or not at all: bytes go to a temp file in the same folder
  * (same file system, so the final rename is atomic), which is fsynced and renamed on commit.
  */
-/**
- * Bytes written between background `datasync` calls. Flushing while later tensors are still being computed overlaps
- * the device write with the work, so the fsync that must precede the rename finds little left to do.
- */
-const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
-
 export class AtomicOutput {
   private state: State = 'open';
-  private unsynced = 0;
-  private backgroundSync: Promise<void> | null = null;
+  private flushed: Promise<void> | null = null;
 
   private constructor(
     readonly target: string,
@@ -159,7 +152,7 @@ export class AtomicOutput {
 
   /** Writes all of `bytes` at `position`; on failure the temp file is removed. */
   async write(bytes: Uint8Array, position: number): Promise<void> {
-    if (this.state !== 'open') throw ioError('OutputClosed', `the output was already ${this.state}`, this.target);
+    if (this.state !== 'open' || this.flushed) throw ioError('OutputClosed', `the output was already ${this.flushed ? 'flushed' : this.state}`, this.target);
     let done = 0;
     try {
       while (done < bytes.byteLength) {
@@ -172,23 +165,31 @@ export class AtomicOutput {
       await this.abort();
       throw fsError(e, this.target);
     }
-    this.unsynced += done;
-    if (this.unsynced >= SYNC_EVERY_BYTES && !this.backgroundSync) {
-      this.unsynced = 0;
-      // Errors here resurface at commit's own sync, which is awaited.
-      this.backgroundSync = this.handle.datasync().catch(() => undefined).finally(() => {
-        this.backgroundSync = null;
-      });
-    }
   }
 
-  /** fsync, then rename over the target (refusing a target that appeared meanwhile unless overwrite). */
+  /**
+   * Makes the bytes durable (fsync) and closes the file; no more writes. Separate from commit so a finished shard can
+   * be flushed while later shards are still being written, and every shard is durable before any becomes visible.
+   */
+  flush(): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(ioError('OutputClosed', `the output was already ${this.state}`, this.target));
+    this.flushed ??= (async () => {
+      try {
+        await this.handle.sync();
+        await this.handle.close();
+      } catch (e) {
+        await this.abort();
+        throw fsError(e, this.target);
+      }
+    })();
+    return this.flushed;
+  }
+
+  /** flush, then rename over the target (refusing a target that appeared meanwhile unless overwrite). */
   async commit(): Promise<void> {
+    await this.flush();
     if (this.state !== 'open') throw ioError('OutputClosed', `the output was already ${this.state}`, this.target);
     try {
-      await this.backgroundSync;
-      await this.handle.sync();
-      await this.handle.close();
       this.state = 'committed';
       if (this.overwrite) await fsp.rename(this.tempPath, this.target);
       else await this.placeWithoutClobber();
@@ -219,7 +220,6 @@ export class AtomicOutput {
   async abort(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
-    await this.backgroundSync;
     await this.handle.close().catch(() => undefined);
     await fsp.unlink(this.tempPath).catch(() => undefined);
     liveTemps.delete(this.tempPath);

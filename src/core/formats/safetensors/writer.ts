@@ -124,6 +124,7 @@ export class SafetensorsWriter {
   private readonly written = new Map<string, number>();
   private readonly byName: Map<string, PlannedTensor>;
   private readonly pending = new Set<Promise<void>>();
+  private flushing: Promise<void> | null = null;
 
   private constructor(readonly path: string, readonly plan: HeaderPlan, private readonly out: AtomicOutput) {
     this.byName = new Map(plan.tensors.map((t) => [t.name, t]));
@@ -203,21 +204,31 @@ export class SafetensorsWriter {
     return tracked;
   }
 
-  /** Checks every tensor is complete, then fsyncs and renames into place. */
+  /** Checks every tensor is complete, then fsyncs and closes (nothing is visible yet); repeated calls share one run. */
+  flush(): Promise<void> {
+    this.flushing ??= (async () => {
+      this.assertOpen();
+      try {
+        await Promise.all(this.pending);
+      } catch (e) {
+        await this.abort();
+        throw e;
+      }
+      const missing = this.plan.tensors.filter((t) => (this.written.get(t.name) ?? -1) !== t.byteLength);
+      if (missing.length) {
+        await this.abort();
+        const names = missing.slice(0, 5).map((t) => `"${t.name}"`).join(', ');
+        throw inputError('TensorNotWritten', `${missing.length} tensor(s) were not written completely: ${names}${missing.length > 5 ? ', …' : ''}`, this.path);
+      }
+      await this.out.flush();
+    })();
+    return this.flushing;
+  }
+
+  /** flush, then renames into place. */
   async commit(): Promise<void> {
+    await this.flush();
     this.assertOpen();
-    try {
-      await Promise.all(this.pending);
-    } catch (e) {
-      await this.abort();
-      throw e;
-    }
-    const missing = this.plan.tensors.filter((t) => (this.written.get(t.name) ?? -1) !== t.byteLength);
-    if (missing.length) {
-      await this.abort();
-      const names = missing.slice(0, 5).map((t) => `"${t.name}"`).join(', ');
-      throw inputError('TensorNotWritten', `${missing.length} tensor(s) were not written completely: ${names}${missing.length > 5 ? ', …' : ''}`, this.path);
-    }
     this.state = 'committed';
     try {
       await this.out.commit();
