@@ -19,6 +19,8 @@ const CLI = join(ROOT, 'dist/cli.js');
 interface Run { wall: number; rssMB: number; code: number }
 
 function timed(cmd: string, args: string[]): Run {
+  // Flush what the previous command left dirty, outside the timing: otherwise its writeback lands on this one.
+  spawnSync('sync');
   const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const last = r.stderr.trim().split('\n').pop() ?? '';
   const [wall, kb] = last.split(' ').map(Number);
