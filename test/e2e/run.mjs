@@ -830,16 +830,22 @@ async function main() {
       const notes = [];
       const t = Date.now();
       log(`── scenario ${s.id}: ${s.name}`);
-      try {
-        if (s.workspace !== 'own') await wb.ensureWorkspace(ws.main);
-        await withTimeout(s.fn({ wb, ws, notes, tmp }), s.timeoutMs, `scenario ${s.id}`);
-        results.push({ ...s, ok: true, ms: Date.now() - t, notes });
-        log(`   PASS ${s.id} (${((Date.now() - t) / 1000).toFixed(1)} s)${notes.length ? ` — note: ${notes.join('; ')}` : ''}`);
-      } catch (e) {
-        results.push({ ...s, ok: false, ms: Date.now() - t, notes, error: e });
-        log(`   FAIL ${s.id}: ${e.message.split('\n').slice(0, 6).join('\n        ')}`);
-        await wb.screenshot(`${s.id}-FAILED`);
-        for (let i = 0; i < 3; i++) await wb.page.keyboard.press('Escape').catch(() => {});
+      // A shared 2-core machine can starve the browser for seconds: a failing scenario gets one more run, and the
+      // summary says so. It must still pass in full; the first failure stays in the log and its screenshot.
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        try {
+          if (s.workspace !== 'own') await wb.ensureWorkspace(ws.main);
+          await withTimeout(s.fn({ wb, ws, notes, tmp }), s.timeoutMs, `scenario ${s.id}`);
+          if (attempt > 1) notes.push('passed on its second run');
+          results.push({ ...s, ok: true, ms: Date.now() - t, notes });
+          log(`   PASS ${s.id} (${((Date.now() - t) / 1000).toFixed(1)} s)${notes.length ? ` — note: ${notes.join('; ')}` : ''}`);
+          break;
+        } catch (e) {
+          log(`   FAIL ${s.id}${attempt === 1 ? ' (will run once more)' : ''}: ${e.message.split('\n').slice(0, 6).join('\n        ')}`);
+          await wb.screenshot(`${s.id}-FAILED${attempt === 1 ? '-1' : ''}`);
+          for (let i = 0; i < 3; i++) await wb.page.keyboard.press('Escape').catch(() => {});
+          if (attempt === 2) results.push({ ...s, ok: false, ms: Date.now() - t, notes, error: e });
+        }
       }
     }
   } catch (e) {
@@ -858,7 +864,7 @@ async function main() {
   const passed = results.filter((r) => r.ok).length;
   const failed = results.length - passed;
   console.log('\nE2E summary');
-  for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.id.padEnd(2)} ${r.name} (${(r.ms / 1000).toFixed(1)} s)${r.ok ? '' : `\n         ${r.error?.message?.split('\n')[0]}`}`);
+  for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.id.padEnd(2)} ${r.name} (${(r.ms / 1000).toFixed(1)} s)${r.ok ? (r.notes?.includes('passed on its second run') ? ' — passed on its second run' : '') : `\n         ${r.error?.message?.split('\n')[0]}`}`);
   console.log(`  screenshots: ${path.relative(repoRoot, resultsDir)}/ ; total ${((Date.now() - started) / 1000).toFixed(1)} s`);
   if (failed === 0 && flag('--update-docs')) updateDocs();
   console.log(`${passed} passed, ${failed} failed`);
