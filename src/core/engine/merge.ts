@@ -62,8 +62,8 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       base, adapters, plan, backend, layout, floatDtype, metadata, inputs,
       overwrite: opts.overwrite ?? false,
       phase: 'merge',
-      ...(opts.cancel ? { cancel: opts.cancel } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      cancel: opts.cancel,
+      onProgress: opts.onProgress,
     });
     return {
       out: layout.out,

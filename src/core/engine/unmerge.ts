@@ -135,8 +135,8 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeResult> {
       overwrite: opts.overwrite ?? false,
       phase: 'unmerge',
       ...(onChanged ? { onChanged } : {}),
-      ...(opts.cancel ? { cancel: opts.cancel } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      cancel: opts.cancel,
+      onProgress: opts.onProgress,
     });
     return {
       out: layout.out,
