@@ -112,15 +112,28 @@ class Parser {
     this.pos++;
   }
 
+  /** At `close`: consumes it and leaves the container (true). Skips whitespace either side. */
+  private closes(close: number): boolean {
+    this.ws();
+    if (this.s.charCodeAt(this.pos) !== close) return false;
+    this.pos++;
+    this.depth--;
+    return true;
+  }
+
+  /** After a member: a ',' (then more follows: false) or the closing bracket (true); anything else is an error. */
+  private nextOrClose(close: number): boolean {
+    if (this.closes(close)) return true;
+    if (this.s.charCodeAt(this.pos) !== 0x2c) this.fail(`expected ',' or '${String.fromCharCode(close)}'`);
+    this.pos++;
+    this.ws();
+    return false;
+  }
+
   private object(): JsonObject {
     this.enter();
     const obj = new JsonObject();
-    this.ws();
-    if (this.s.charCodeAt(this.pos) === 0x7d) {
-      this.pos++;
-      this.depth--;
-      return obj;
-    }
+    if (this.closes(0x7d)) return obj;
     for (;;) {
       if (this.s.charCodeAt(this.pos) !== 0x22) this.fail('key must be a string');
       const keyAt = this.pos;
@@ -133,46 +146,17 @@ class Parser {
       if (!obj.add(key, v)) {
         throw new JsonError(`duplicate key ${JSON.stringify(key)} at character ${keyAt}`, key);
       }
-      this.ws();
-      const c = this.s.charCodeAt(this.pos);
-      if (c === 0x2c) {
-        this.pos++;
-        this.ws();
-        continue;
-      }
-      if (c === 0x7d) {
-        this.pos++;
-        this.depth--;
-        return obj;
-      }
-      this.fail("expected ',' or '}'");
+      if (this.nextOrClose(0x7d)) return obj;
     }
   }
 
   private array(): JsonValue[] {
     this.enter();
     const out: JsonValue[] = [];
-    this.ws();
-    if (this.s.charCodeAt(this.pos) === 0x5d) {
-      this.pos++;
-      this.depth--;
-      return out;
-    }
+    if (this.closes(0x5d)) return out;
     for (;;) {
       out.push(this.value());
-      this.ws();
-      const c = this.s.charCodeAt(this.pos);
-      if (c === 0x2c) {
-        this.pos++;
-        this.ws();
-        continue;
-      }
-      if (c === 0x5d) {
-        this.pos++;
-        this.depth--;
-        return out;
-      }
-      this.fail("expected ',' or ']'");
+      if (this.nextOrClose(0x5d)) return out;
     }
   }
 
